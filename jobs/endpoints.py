@@ -1,0 +1,46 @@
+"""Where the running components find each other: one typed place, read from the environment.
+
+Locally `userpipeline up` sets these for the processes it starts; on Kubernetes the chart sets them
+from Services and Secrets. Secrets (HMAC key, MongoDB password in the URI) never have defaults
+that would be used in production: the local runner generates a key per state directory.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class Endpoints(BaseModel):
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
+    cassandra_hosts: str = Field("127.0.0.1:9042", description="Cassandra contact points, host:port[,host:port]")
+    cassandra_keyspace: str = "userpipeline"
+    cassandra_replication: str = Field("{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    mongo_uri: SecretStr = Field(SecretStr("mongodb://127.0.0.1:27017/"), description="MongoDB connection string")
+    mongo_database: str = "userpipeline"
+    hmac_key: SecretStr | None = Field(None, description="Key of the PII pseudonymisation HMAC")
+    hmac_key_id: str = "local-1"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Endpoints":
+        import os
+
+        env = os.environ if environ is None else environ
+        values = {name: env[f"USERPIPELINE_{name.upper()}"] for name in cls.model_fields if f"USERPIPELINE_{name.upper()}" in env}
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment a child process needs to build the same Endpoints."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            env[f"USERPIPELINE_{name.upper()}"] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        return env
+
+    def cassandra_contact_points(self) -> list[tuple[str, int]]:
+        points = []
+        for item in self.cassandra_hosts.split(","):
+            host, _, port = item.strip().rpartition(":")
+            points.append((host or "127.0.0.1", int(port)))
+        return points

@@ -1,0 +1,162 @@
+"""`userpipeline`: run the pipeline on this machine (up, down, status, logs, reset)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from userpipeline.operator.local.artifacts import ArtifactsMissing
+from userpipeline.jobs.logs import configure_logging
+from userpipeline.operator.local.platform import LocalPlatform, default_state_dir
+from userpipeline.operator.local.services import ServiceError, ServiceStatus
+
+app = typer.Typer(help="Run the userpipeline locally: real Kafka, Cassandra, FerretDB and Spark.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+StateDir = Annotated[Path, typer.Option("--state-dir", "-s", help="Where data, logs and pids live.", envvar="USERPIPELINE_STATE_DIR")]
+
+
+def _platform(state_dir: Path | None, **ports: int | None) -> LocalPlatform:
+    overrides: dict[str, dict[str, int]] = {}
+    for key, value in ports.items():
+        if value:
+            service, role = key.split("_", 1)
+            overrides.setdefault(service, {})[role] = value
+    return LocalPlatform(state_dir or default_state_dir(), overrides)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")] = False) -> None:
+    configure_logging(verbose=verbose)
+
+
+@app.command()
+def up(
+    spec: Annotated[Path | None, typer.Option("--file", "-f", help="UserPipeline YAML to run.")] = None,
+    state_dir: StateDir = None,
+    kafka_broker: Annotated[int | None, typer.Option("--kafka-port")] = None,
+    kafka_controller: Annotated[int | None, typer.Option("--kafka-controller-port")] = None,
+    cassandra_cql: Annotated[int | None, typer.Option("--cassandra-port")] = None,
+    cassandra_storage: Annotated[int | None, typer.Option("--cassandra-storage-port")] = None,
+    ferretdb_mongo: Annotated[int | None, typer.Option("--ferretdb-port")] = None,
+) -> None:
+    """Start every service that is not running and wait until all are healthy.
+
+    Ports given once are remembered in the state directory.
+    """
+    platform = _platform(state_dir, kafka_broker=kafka_broker, kafka_controller=kafka_controller,
+                         cassandra_cql=cassandra_cql, cassandra_storage=cassandra_storage,
+                         ferretdb_mongo=ferretdb_mongo)
+    try:
+        with console.status("starting") as status:
+            timings = platform.up(progress=status.update)
+    except (ServiceError, ArtifactsMissing) as exc:
+        _fail(str(exc))
+    for name, seconds in timings.items():
+        console.print(f"[green]✓[/] {name} healthy ({seconds:.1f}s)")
+    _print_status(platform.status(), platform)
+
+
+@app.command()
+def down(state_dir: StateDir = None) -> None:
+    """Stop every service gracefully; data stays in the state directory."""
+    platform = _platform(state_dir)
+    with console.status("stopping") as status:
+        platform.down(progress=status.update)
+    console.print(f"stopped; data kept in {platform.state_dir}")
+
+
+@app.command()
+def status(state_dir: StateDir = None) -> None:
+    """Show each service's pid, ports, health and memory. Exit code 1 if any is down."""
+    platform = _platform(state_dir)
+    statuses = platform.status()
+    _print_status(statuses, platform)
+    if not all(s.healthy for s in statuses):
+        down_names = ", ".join(s.name for s in statuses if not s.healthy)
+        err.print(f"[yellow]not healthy:[/] {down_names}; `userpipeline up` (re)starts them")
+        raise typer.Exit(1)
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="kafka, cassandra, ferretdb, ...")],
+    lines: Annotated[int, typer.Option("--lines", "-n")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-F")] = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Print the end of a service's log."""
+    platform = _platform(state_dir)
+    try:
+        target = platform.by_name(service)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    console.print(target.log_tail(lines), markup=False, highlight=False)
+    if follow:
+        _follow(target.log_file)
+
+
+def _follow(path: Path) -> None:
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        try:
+            while True:
+                chunk = f.read()
+                if chunk:
+                    sys.stdout.write(chunk.decode("utf-8", "replace"))
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def reset(
+    service: Annotated[str, typer.Argument(help="The service whose data to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm the data loss.")] = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Delete one service's data (after stopping it), e.g. when it is corrupt."""
+    platform = _platform(state_dir)
+    try:
+        target = platform.by_name(service)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    if not yes:
+        _fail(f"this deletes {target.data_dir}; run again with --yes to confirm")
+    target.stop()
+    shutil.rmtree(target.data_dir, ignore_errors=True)
+    console.print(f"deleted {target.data_dir}; `userpipeline up` starts {service} afresh")
+
+
+def _print_status(statuses: list[ServiceStatus], platform: LocalPlatform) -> None:
+    table = Table(title=f"userpipeline — {platform.state_dir}")
+    for column in ("service", "state", "pid", "ports", "memory"):
+        table.add_column(column)
+    for s in statuses:
+        colour = "green" if s.healthy else ("yellow" if s.running else "red")
+        ports = ", ".join(f"{role} {port}" for role, port in s.ports.items())
+        memory = f"{s.rss_bytes / 2**20:.0f} MiB" if s.rss_bytes else "-"
+        table.add_row(s.name, f"[{colour}]{s.state}[/]", str(s.pid or "-"), ports, memory)
+    console.print(table)
+    endpoints = platform.endpoints()
+    console.print(f"kafka [bold]{endpoints.kafka_bootstrap}[/]  cassandra [bold]{endpoints.cassandra_hosts}[/]  "
+                  f"mongodb [bold]{platform.ferretdb.uri}[/]", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

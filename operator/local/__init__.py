@@ -1,0 +1,1 @@
+"""Local parity: the same UserPipeline spec applied to processes on this machine instead of Kubernetes."""

@@ -1,0 +1,97 @@
+"""The local platform: every process of the pipeline under one state directory.
+
+`.userpipeline/` (or --state-dir) holds one home per service (kafka/, cassandra/, ferretdb/, and the
+pipeline's own processes), plus `secrets/` (the HMAC key, mode 0600) and `spec.yaml` (a copy of the
+UserPipeline the processes were started with, when `up -f` was used).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from userpipeline.jobs.endpoints import Endpoints
+from userpipeline.operator.local.services import (
+    CassandraService,
+    FerretDBService,
+    KafkaService,
+    Service,
+    ServiceStatus,
+)
+
+INFRASTRUCTURE = (KafkaService, CassandraService, FerretDBService)
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("USERPIPELINE_STATE_DIR", ".userpipeline"))
+
+
+class LocalPlatform:
+    def __init__(self, state_dir: Path | None = None, ports: dict[str, dict[str, int]] | None = None):
+        self.state_dir = Path(state_dir or default_state_dir()).resolve()
+        ports = ports or {}
+        self.kafka = KafkaService(self.state_dir / "kafka", ports.get("kafka"))
+        self.cassandra = CassandraService(self.state_dir / "cassandra", ports.get("cassandra"))
+        self.ferretdb = FerretDBService(self.state_dir / "ferretdb", ports.get("ferretdb"))
+        self.infrastructure: list[Service] = [self.kafka, self.cassandra, self.ferretdb]
+
+    def endpoints(self) -> Endpoints:
+        return Endpoints(
+            kafka_bootstrap=self.kafka.bootstrap,
+            cassandra_hosts=self.cassandra.contact,
+            mongo_uri=SecretStr(self.ferretdb.uri),
+            hmac_key=SecretStr(self.hmac_key()),
+            hmac_key_id="local-1",
+        )
+
+    def hmac_key(self) -> str:
+        """The pseudonymisation key of this state directory, generated once and kept private."""
+        path = self.state_dir / "secrets" / "hmac.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return path.read_text().strip()
+
+    def services(self) -> list[Service]:
+        return list(self.infrastructure)
+
+    def by_name(self, name: str) -> Service:
+        for service in self.services():
+            if service.name == name:
+                return service
+        raise KeyError(f"no service named {name!r}; choose from {', '.join(s.name for s in self.services())}")
+
+    def up(self, progress: Callable[[str], None] | None = None) -> dict[str, float]:
+        """Start what is not running (restarting crashed services), wait for health; seconds per service."""
+        for service in self.infrastructure:
+            if service.pid() is None:
+                service.check_ports()
+        timings = {}
+        for service in self.infrastructure:
+            if progress:
+                progress(f"starting {service.name}")
+            timings[service.name] = _timed(lambda s=service: s.start(progress=progress))
+        return timings
+
+    def down(self, progress: Callable[[str], None] | None = None) -> None:
+        for service in reversed(self.services()):
+            if progress:
+                progress(f"stopping {service.name}")
+            service.stop()
+
+    def status(self) -> list[ServiceStatus]:
+        return [service.status() for service in self.services()]
+
+
+def _timed(fn: Callable[[], None]) -> float:
+    import time
+
+    started = time.monotonic()
+    fn()
+    return time.monotonic() - started

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Bootstrap everything userpipeline needs on a machine without internet access to project sites.
+
+Idempotent and cached by version outside the clone ($USERPIPELINE_CACHE, default
+~/.cache/userpipeline): Python wheels, Kafka/Cassandra/Spark-Kafka jars from Maven Central,
+FerretDB and the Kubernetes control plane built from the Go module proxy, and Debian's Chromium.
+The virtual environment lives in the clone (.venv) because the project is installed editable.
+Writes $USERPIPELINE_CACHE/manifest.json, which the runtime reads to find every artifact.
+
+Standard library only: it runs before the virtual environment exists.
+Usage: tools/bootstrap.py [--only venv,jars,ferretdb,kube,browser]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSIONS = tomllib.loads((ROOT / "tools" / "versions.toml").read_text())
+CACHE = Path(os.environ.get("USERPIPELINE_CACHE", Path.home() / ".cache" / "userpipeline"))
+VENV = ROOT / ".venv"
+STEPS = ("venv", "jars", "ferretdb", "kube", "browser")
+
+
+class BootstrapError(SystemExit):
+    def __init__(self, message: str):
+        super().__init__(f"bootstrap: {message}")
+
+
+def say(step: str, message: str) -> None:
+    print(f"[bootstrap] {step:<9} {message}", flush=True)
+
+
+def run(cmd: list[str], step: str, **kwargs) -> None:
+    """Run a command; on failure show its output's tail and what to do."""
+    started = time.monotonic()
+    # PYTHONSAFEPATH: never let the clone's `operator/` folder shadow the standard library's module.
+    kwargs["env"] = {**kwargs.get("env", os.environ), "PYTHONSAFEPATH": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise BootstrapError(f"{step}: `{' '.join(cmd[:4])} ...` failed (exit {proc.returncode}):\n{tail}")
+    say(step, f"  ran {Path(cmd[0]).name} {' '.join(cmd[1:3])} in {time.monotonic() - started:.0f}s")
+
+
+def digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def java_home() -> Path:
+    """Find a Java 17 runtime: JAVA_HOME if it is 17, else the Debian or Temurin 17 install."""
+    want = VERSIONS["java"]["major"]
+    candidates = [os.environ.get("JAVA_HOME", ""), *sorted(map(str, Path("/usr/lib/jvm").glob(f"*{want}*")))]
+    for home in filter(None, candidates):
+        java = Path(home) / "bin" / "java"
+        if java.exists():
+            out = subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr
+            if f'version "{want}.' in out:
+                return Path(home)
+    raise BootstrapError(f"Java {want} not found: install it (apt-get install openjdk-{want}-jdk-headless) or set JAVA_HOME")
+
+
+def require(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if not path:
+        raise BootstrapError(f"`{tool}` is not on PATH: {hint}")
+    return path
+
+
+def step_venv(manifest: dict) -> None:
+    key = digest(ROOT / "pyproject.toml", ROOT / "setup.py")
+    stamp = VENV / ".bootstrap-stamp"
+    if stamp.exists() and stamp.read_text() == key:
+        say("venv", f"up to date ({VENV})")
+    else:
+        if sys.version_info[:2] != (3, 11):
+            raise BootstrapError(f"Python 3.11 is required, this is {sys.version.split()[0]}: run with python3.11")
+        wheels = CACHE / "wheels" / key
+        if not (wheels / ".complete").exists():
+            say("venv", f"downloading wheels into {wheels} (first run only)")
+            wheels.mkdir(parents=True, exist_ok=True)
+            run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheels), f"{ROOT}[all]",
+                 "setuptools==84.2.1", "wheel"], "venv")
+            (wheels / ".complete").write_text(key)
+        say("venv", f"creating {VENV} from cached wheels")
+        shutil.rmtree(VENV, ignore_errors=True)
+        run([sys.executable, "-m", "venv", str(VENV)], "venv")
+        pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels)]
+        run(pip + ["setuptools==84.2.1", "wheel"], "venv")
+        run(pip + ["--no-build-isolation", "-e", f"{ROOT}[all]"], "venv")
+        stamp.write_text(key)
+    manifest["python"] = str(VENV / "bin" / "python")
+
+
+def maven_fetch(name: str, dest: Path, extra: list[str] | None = None) -> None:
+    spec = VERSIONS[name]
+    if (dest / ".complete").exists():
+        say("jars", f"{name} {spec['version']} cached")
+        return
+    say("jars", f"fetching {name} {spec['version']} from Maven Central into {dest}")
+    require("mvn", "install Maven (apt-get install maven)")
+    tmp = dest.with_suffix(".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    run(["mvn", "-q", "-B", "-f", str(ROOT / spec["pom"]), "dependency:copy-dependencies",
+         "-DincludeScope=runtime", f"-DoutputDirectory={tmp}", *(extra or [])], "jars")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    (dest / ".complete").write_text(spec["version"])
+
+
+def step_jars(manifest: dict) -> None:
+    home = java_home()
+    manifest["java_home"] = str(home)
+    say("jars", f"using Java at {home}")
+    for name in ("kafka", "cassandra"):
+        dest = CACHE / "jars" / f"{name}-{VERSIONS[name]['version']}"
+        maven_fetch(name, dest)
+        manifest[f"{name}_lib"] = str(dest)
+    spec = VERSIONS["spark_kafka"]
+    dest = CACHE / "jars" / f"spark-kafka-{spec['version']}"
+    maven_fetch("spark_kafka", dest, [f"-DincludeArtifactIds={','.join(spec['artifacts'])}"])
+    manifest["spark_jars"] = sorted(str(p) for p in dest.glob("*.jar"))
+
+
+def go_build(step: str, module: str, binary: Path, ldflags: str = "") -> None:
+    if binary.exists():
+        say(step, f"cached {binary}")
+        return
+    require("go", "install Go 1.26 (https://go.dev/doc/install) or apt-get install golang")
+    say(step, f"building {binary.name} from the Go module proxy (first run only; this can take minutes)")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    tmp = binary.with_suffix(".partial")
+    run(["go", "build", "-trimpath", f"-ldflags=-s -w {ldflags}".strip(), "-o", str(tmp), "."], step,
+        cwd=ROOT / module, env=env)
+    tmp.rename(binary)
+
+
+def step_ferretdb(manifest: dict) -> None:
+    spec = VERSIONS["ferretdb"]
+    binary = CACHE / "bin" / f"ferretdb-{spec['version']}"
+    go_build("ferretdb", spec["module"], binary)
+    manifest["ferretdb"] = str(binary)
+
+
+def step_kube(manifest: dict) -> None:
+    spec = VERSIONS["kube"]
+    binary = CACHE / "bin" / f"kube-{spec['version']}-etcd-{spec['etcd']}"
+    major, minor, _ = spec["version"].split(".")
+    # Without these the API server reports v0.0.0 and derives its emulation version from it.
+    version_pkg = "k8s.io/component-base/version"
+    ldflags = (f"-X {version_pkg}.gitVersion=v{spec['version']} -X {version_pkg}.gitMajor={major} "
+               f"-X {version_pkg}.gitMinor={minor} -X {version_pkg}.gitTreeState=clean")
+    go_build("kube", spec["module"], binary, ldflags)
+    manifest["kube"] = str(binary)
+
+
+def step_browser(manifest: dict) -> None:
+    missing = [p for p, exe in (("chromium", "chromium"), ("chromium-driver", "chromedriver")) if not shutil.which(exe)]
+    if missing:
+        if os.geteuid() != 0:
+            raise BootstrapError(f"missing {' '.join(missing)}: run `sudo apt-get install -y {' '.join(missing)}`")
+        say("browser", f"installing {' '.join(missing)} with apt-get")
+        run(["apt-get", "update", "-q"], "browser")
+        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], "browser",
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        say("browser", "chromium and chromedriver present")
+    manifest["chromium"] = shutil.which("chromium")
+    manifest["chromedriver"] = shutil.which("chromedriver")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {', '.join(STEPS)}")
+    steps = [s for s in parser.parse_args().only.split(",") if s]
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        raise BootstrapError(f"unknown step(s) {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    manifest_path = CACHE / "manifest.json"
+    manifest: dict = {}
+    started = time.monotonic()
+    for name in STEPS:
+        if name in steps:
+            t0 = time.monotonic()
+            globals()[f"step_{name}"](manifest)
+            say(name, f"done in {time.monotonic() - t0:.1f}s")
+    manifest["versions"] = VERSIONS
+    # Merge with what an earlier (or concurrent) run recorded for the steps not run now.
+    recorded = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    tmp = manifest_path.with_suffix(".partial")
+    tmp.write_text(json.dumps({**recorded, **manifest}, indent=2))
+    tmp.replace(manifest_path)
+    say("all", f"ready in {time.monotonic() - started:.1f}s; artifacts listed in {manifest_path}")
+
+
+if __name__ == "__main__":
+    main()
