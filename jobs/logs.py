@@ -13,11 +13,14 @@ import sys
 import structlog
 
 
-def configure_logging(verbose: bool = False, json: bool | None = None) -> None:
+def configure_logging(verbose: bool = False, json: bool | None = None, level: int | None = None) -> None:
+    """Configure structlog and the standard library's logging (level: DEBUG if verbose, else INFO)."""
     if json is None:
         json = os.environ.get("USERPIPELINE_LOG_FORMAT", "").lower() == "json" or not sys.stderr.isatty()
-    level = logging.DEBUG if verbose else logging.INFO
+    level = level if level is not None else (logging.DEBUG if verbose else logging.INFO)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    for noisy in ("httpx", "httpcore", "cassandra", "py4j", "kafka"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(
         processors=[

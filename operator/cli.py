@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import time
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -40,7 +43,7 @@ def _fail(message: str) -> None:
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")] = False) -> None:
-    configure_logging(verbose=verbose)
+    configure_logging(verbose=verbose, level=None if verbose else logging.WARNING)
 
 
 @app.command()
@@ -61,13 +64,20 @@ def up(
                          cassandra_cql=cassandra_cql, cassandra_storage=cassandra_storage,
                          ferretdb_mongo=ferretdb_mongo)
     try:
+        if spec is not None:
+            platform.use_spec(spec)
         with console.status("starting") as status:
             timings = platform.up(progress=status.update)
     except (ServiceError, ArtifactsMissing) as exc:
         _fail(str(exc))
+    except (ValidationError, yaml.YAMLError, OSError) as exc:
+        _fail(f"{spec} is not a valid UserPipeline: {' '.join(str(exc).split())}")
     for name, seconds in timings.items():
         console.print(f"[green]✓[/] {name} healthy ({seconds:.1f}s)")
     _print_status(platform.status(), platform)
+    if platform.spec_path():
+        console.print(f"dashboard: [bold]http://localhost:{platform.apps()[-1].ports['http']}/[/]   "
+                      f"progress: `userpipeline status --watch`   spec: {platform.spec_path()} (edits apply live)")
 
 
 @app.command()
@@ -80,9 +90,15 @@ def down(state_dir: StateDir = None) -> None:
 
 
 @app.command()
-def status(state_dir: StateDir = None) -> None:
-    """Show each service's pid, ports, health and memory. Exit code 1 if any is down."""
+def status(
+    state_dir: StateDir = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh every 2 s until Ctrl-C.")] = False,
+) -> None:
+    """Show each service's pid, ports, health and memory, and the pipeline's progress. Exit 1 if any is down."""
     platform = _platform(state_dir)
+    if watch:
+        _watch(platform)
+        return
     statuses = platform.status()
     _print_status(statuses, platform)
     if not all(s.healthy for s in statuses):
@@ -104,7 +120,7 @@ def logs(
         target = platform.by_name(service)
     except KeyError as exc:
         _fail(str(exc.args[0]))
-    console.print(target.log_tail(lines), markup=False, highlight=False)
+    sys.stdout.write(target.log_tail(lines) + "\n")
     if follow:
         _follow(target.log_file)
 
@@ -143,8 +159,30 @@ def reset(
     console.print(f"deleted {target.data_dir}; `userpipeline up` starts {service} afresh")
 
 
+def _watch(platform: LocalPlatform) -> None:
+    from rich.live import Live
+
+    try:
+        with Live(_status_table(platform.status(), platform), console=console, refresh_per_second=1) as live:
+            while True:
+                time.sleep(2)
+                live.update(_status_table(platform.status(), platform))
+    except KeyboardInterrupt:
+        pass
+
+
 def _print_status(statuses: list[ServiceStatus], platform: LocalPlatform) -> None:
-    table = Table(title=f"userpipeline — {platform.state_dir}")
+    console.print(_status_table(statuses, platform))
+    endpoints = platform.endpoints()
+    console.print(f"kafka [bold]{endpoints.kafka_bootstrap}[/]  cassandra [bold]{endpoints.cassandra_hosts}[/]  "
+                  f"mongodb [bold]{platform.ferretdb.uri}[/]", highlight=False)
+
+
+def _status_table(statuses: list[ServiceStatus], platform: LocalPlatform) -> Table:
+    progress = platform.progress()
+    caption = "  ".join(f"{key} {value:.1f}" if isinstance(value, float) else f"{key} {value}"
+                        for key, value in progress.items()) or None
+    table = Table(title=f"userpipeline — {platform.state_dir}", caption=caption)
     for column in ("service", "state", "pid", "ports", "memory"):
         table.add_column(column)
     for s in statuses:
@@ -152,10 +190,7 @@ def _print_status(statuses: list[ServiceStatus], platform: LocalPlatform) -> Non
         ports = ", ".join(f"{role} {port}" for role, port in s.ports.items())
         memory = f"{s.rss_bytes / 2**20:.0f} MiB" if s.rss_bytes else "-"
         table.add_row(s.name, f"[{colour}]{s.state}[/]", str(s.pid or "-"), ports, memory)
-    console.print(table)
-    endpoints = platform.endpoints()
-    console.print(f"kafka [bold]{endpoints.kafka_bootstrap}[/]  cassandra [bold]{endpoints.cassandra_hosts}[/]  "
-                  f"mongodb [bold]{platform.ferretdb.uri}[/]", highlight=False)
+    return table
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ UserPipeline the processes were started with, when `up -f` was used).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from userpipeline.jobs.endpoints import Endpoints
+from userpipeline.operator.local.apps import AppService, DashboardApp, ProducerApp, StreamApp
 from userpipeline.operator.local.services import (
     CassandraService,
     FerretDBService,
@@ -58,8 +60,39 @@ class LocalPlatform:
                 f.write(secrets.token_hex(32))
         return path.read_text().strip()
 
+    # -- the pipeline's own processes, once a UserPipeline file was given -----------------------
+    @property
+    def _pipeline_file(self) -> Path:
+        return self.state_dir / "pipeline.json"
+
+    def spec_path(self) -> Path | None:
+        try:
+            return Path(json.loads(self._pipeline_file.read_text())["spec"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def use_spec(self, spec_path: Path) -> None:
+        """Run the pipeline from this UserPipeline file from now on (validated first)."""
+        from userpipeline.operator.spec import load_userpipeline
+
+        spec_path = Path(spec_path).resolve()
+        load_userpipeline(spec_path)
+        previous = self.spec_path()
+        if previous is not None and previous != spec_path:
+            for app in self.apps():
+                app.stop()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._pipeline_file.write_text(json.dumps({"spec": str(spec_path)}))
+
+    def apps(self) -> list[AppService]:
+        spec = self.spec_path()
+        if spec is None:
+            return []
+        endpoints = self.endpoints()
+        return [cls(self.state_dir / cls.name, spec, endpoints) for cls in (ProducerApp, StreamApp, DashboardApp)]
+
     def services(self) -> list[Service]:
-        return list(self.infrastructure)
+        return [*self.infrastructure, *self.apps()]
 
     def by_name(self, name: str) -> Service:
         for service in self.services():
@@ -69,11 +102,12 @@ class LocalPlatform:
 
     def up(self, progress: Callable[[str], None] | None = None) -> dict[str, float]:
         """Start what is not running (restarting crashed services), wait for health; seconds per service."""
-        for service in self.infrastructure:
+        services = self.services()
+        for service in services:
             if service.pid() is None:
                 service.check_ports()
         timings = {}
-        for service in self.infrastructure:
+        for service in services:
             if progress:
                 progress(f"starting {service.name}")
             timings[service.name] = _timed(lambda s=service: s.start(progress=progress))
@@ -87,6 +121,23 @@ class LocalPlatform:
 
     def status(self) -> list[ServiceStatus]:
         return [service.status() for service in self.services()]
+
+    def progress(self) -> dict[str, object]:
+        """Records produced (producer's progress file) and processed/rejected/lag (stream's health document)."""
+        if self.spec_path() is None:
+            return {}
+        numbers: dict[str, object] = {}
+        producer = next(app for app in self.apps() if isinstance(app, ProducerApp))
+        numbers.update({k: v for k, v in producer.progress().items() if k in ("produced", "acked", "failed")})
+        try:
+            with self.ferretdb.client(serverSelectionTimeoutMS=1000) as client:
+                health = client[self.endpoints().mongo_database]["pipeline_health"].find_one({"_id": "stream"}) or {}
+        except Exception:
+            health = {}
+        for key in ("processed", "rejected", "filtered", "lagRecords", "freshnessSeconds", "recordsPerSecond"):
+            if key in health:
+                numbers[key] = health[key]
+        return numbers
 
 
 def _timed(fn: Callable[[], None]) -> float:

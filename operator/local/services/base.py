@@ -197,7 +197,9 @@ class Service(ABC):
         rss = None
         if pid is not None:
             try:
-                rss = psutil.Process(pid).memory_info().rss
+                proc = psutil.Process(pid)
+                # The whole tree: a JVM started by a Python driver (Spark) counts too.
+                rss = sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
             except psutil.NoSuchProcess:
                 pid = None
         return ServiceStatus(self.name, pid, dict(self.ports), pid is not None,

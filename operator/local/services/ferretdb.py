@@ -18,7 +18,7 @@ class FerretDBService(Service):
         return f"mongodb://127.0.0.1:{self.ports['mongo']}/"
 
     def client(self, **kwargs) -> MongoClient:
-        return MongoClient(self.uri, serverSelectionTimeoutMS=2000, **kwargs)
+        return MongoClient(self.uri, **{"serverSelectionTimeoutMS": 2000, **kwargs})
 
     def command(self) -> list[str]:
         return [str(load_artifacts().ferretdb), "--listen-addr", f"127.0.0.1:{self.ports['mongo']}",
