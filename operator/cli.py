@@ -171,6 +171,29 @@ def _watch(platform: LocalPlatform) -> None:
         pass
 
 
+@app.command()
+def purge(spec: Annotated[Path, typer.Option("--file", "-f", help="UserPipeline YAML (its retention policy).")]) -> None:
+    """Delete aggregates older than the retention policy (MongoDB from USERPIPELINE_MONGO_URI)."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    from userpipeline.jobs.endpoints import Endpoints
+    from userpipeline.jobs.purge.purge import purge as run_purge
+    from userpipeline.operator.spec import load_userpipeline
+
+    try:
+        pipeline = load_userpipeline(spec)
+    except (ValidationError, yaml.YAMLError, OSError) as exc:
+        _fail(f"{spec} is not a valid UserPipeline: {' '.join(str(exc).split())}")
+    endpoints = Endpoints.from_env()
+    try:
+        with MongoClient(endpoints.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10000) as client:
+            result = run_purge(client[endpoints.mongo_database], pipeline.spec)
+    except PyMongoError as exc:
+        _fail(f"MongoDB unreachable ({type(exc).__name__}); check USERPIPELINE_MONGO_URI and retry")
+    console.print(f"purged {result.aggregates_deleted} aggregate documents last updated before {result.cutoff:%Y-%m-%d %H:%M} UTC")
+
+
 def _print_status(statuses: list[ServiceStatus], platform: LocalPlatform) -> None:
     console.print(_status_table(statuses, platform))
     endpoints = platform.endpoints()

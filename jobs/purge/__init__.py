@@ -1,0 +1,1 @@
+"""The retention purge: removes what outlived the UserPipeline's retention policy."""
