@@ -1,6 +1,6 @@
 // Command kube bundles the control-plane binaries the test harness needs:
-// `kube kube-apiserver ...` and `kube etcd ...` (busybox style, chosen by the first argument
-// or by the name the binary is invoked as).
+// `kube kube-apiserver ...` and `kube etcd ...` (busybox style: chosen by the name the binary is
+// invoked as, else by the first argument).
 package main
 
 import (
