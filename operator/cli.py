@@ -27,12 +27,18 @@ err = Console(stderr=True)
 StateDir = Annotated[Path, typer.Option("--state-dir", "-s", help="Where data, logs and pids live.", envvar="USERPIPELINE_STATE_DIR")]
 
 
-def _platform(state_dir: Path | None, **ports: int | None) -> LocalPlatform:
+def _platform(state_dir: Path | None, extra: list[str] | None = None, **ports: int | None) -> LocalPlatform:
     overrides: dict[str, dict[str, int]] = {}
     for key, value in ports.items():
         if value:
             service, role = key.split("_", 1)
             overrides.setdefault(service, {})[role] = value
+    for item in extra or []:
+        name, _, value = item.partition("=")
+        service, _, role = name.partition(".")
+        if not (service and role and value.isdigit()):
+            _fail(f"--port {item!r}: write SERVICE.ROLE=PORT, e.g. --port dashboard.http=8051")
+        overrides.setdefault(service, {})[role] = int(value)
     return LocalPlatform(state_dir or default_state_dir(), overrides)
 
 
@@ -55,12 +61,13 @@ def up(
     cassandra_cql: Annotated[int | None, typer.Option("--cassandra-port")] = None,
     cassandra_storage: Annotated[int | None, typer.Option("--cassandra-storage-port")] = None,
     ferretdb_mongo: Annotated[int | None, typer.Option("--ferretdb-port")] = None,
+    port: Annotated[list[str] | None, typer.Option("--port", help="Any other port: SERVICE.ROLE=PORT, e.g. dashboard.http=8051.")] = None,
 ) -> None:
     """Start every service that is not running and wait until all are healthy.
 
     Ports given once are remembered in the state directory.
     """
-    platform = _platform(state_dir, kafka_broker=kafka_broker, kafka_controller=kafka_controller,
+    platform = _platform(state_dir, port, kafka_broker=kafka_broker, kafka_controller=kafka_controller,
                          cassandra_cql=cassandra_cql, cassandra_storage=cassandra_storage,
                          ferretdb_mongo=ferretdb_mongo)
     try:

@@ -88,6 +88,30 @@ class StreamApp(AppService):
         """Spark picks the next free UI port itself; nothing to reserve."""
 
 
+class ReconcilerApp(AppService):
+    """Applies the file's retention policy to the stores and runs the purge (the local operator)."""
+
+    name = "reconciler"
+    module = "userpipeline.operator.local.reconciler"
+    default_ports: dict[str, int] = {}
+
+    @property
+    def status_file(self) -> Path:
+        return self.data_dir / "status.json"
+
+    def arguments(self) -> list[str]:
+        return ["--status-file", str(self.status_file)]
+
+    def check_health(self) -> bool:
+        return self.pid() is not None and self.status_file.exists()
+
+    def conditions(self) -> dict:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+
 class DashboardApp(AppService):
     name = "dashboard"
     module = "userpipeline.dashboard"

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from userpipeline.jobs.endpoints import Endpoints
-from userpipeline.operator.local.apps import AppService, DashboardApp, ProducerApp, StreamApp
+from userpipeline.operator.local.apps import AppService, DashboardApp, ProducerApp, ReconcilerApp, StreamApp
 from userpipeline.operator.local.services import (
     CassandraService,
     FerretDBService,
@@ -36,6 +36,7 @@ class LocalPlatform:
     def __init__(self, state_dir: Path | None = None, ports: dict[str, dict[str, int]] | None = None):
         self.state_dir = Path(state_dir or default_state_dir()).resolve()
         ports = ports or {}
+        self._ports = ports
         self.kafka = KafkaService(self.state_dir / "kafka", ports.get("kafka"))
         self.cassandra = CassandraService(self.state_dir / "cassandra", ports.get("cassandra"))
         self.ferretdb = FerretDBService(self.state_dir / "ferretdb", ports.get("ferretdb"))
@@ -89,7 +90,8 @@ class LocalPlatform:
         if spec is None:
             return []
         endpoints = self.endpoints()
-        return [cls(self.state_dir / cls.name, spec, endpoints) for cls in (ProducerApp, StreamApp, DashboardApp)]
+        return [cls(self.state_dir / cls.name, spec, endpoints, self._ports.get(cls.name))
+                for cls in (ProducerApp, StreamApp, ReconcilerApp, DashboardApp)]
 
     def services(self) -> list[Service]:
         return [*self.infrastructure, *self.apps()]

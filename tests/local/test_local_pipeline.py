@@ -1,0 +1,135 @@
+"""`userpipeline up -f <UserPipeline>` runs the whole pipeline locally, and edits of the file apply live."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from userpipeline.operator.local.platform import LocalPlatform
+from userpipeline.operator.local.services.ports import free_port
+
+pytestmark = pytest.mark.timeout(1200)
+
+
+def cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "userpipeline.operator.cli", *args, "--state-dir", str(state_dir)],
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def write_spec(path: Path, **spec) -> None:
+    path.write_text(yaml.safe_dump({"apiVersion": "userpipeline.io/v1alpha1", "kind": "UserPipeline",
+                                    "metadata": {"name": "e2e"}, "spec": spec}))
+
+
+SPEC = {"source": {"type": "synthetic", "seed": 7, "brokenRatio": 0.05}, "producer": {"ratePerSecond": 200},
+        "topic": {"name": "users.raw", "partitions": 2, "retention": "7d"},
+        "retention": {"profiles": "30d", "aggregates": "90d", "deadLetter": "7d"},
+        "stream": {"triggerInterval": "2s"}}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    state = tmp_path_factory.mktemp("local-state")
+    spec_file = state.parent / f"{state.name}-pipeline.yaml"
+    write_spec(spec_file, **SPEC)
+    ports = {"kafka-port": free_port(), "kafka-controller-port": free_port(), "cassandra-port": free_port(),
+             "cassandra-storage-port": free_port(), "ferretdb-port": free_port()}
+    args = [f"--{k}={v}" for k, v in ports.items()]
+    args += [f"--port=dashboard.http={free_port()}", f"--port=producer.metrics={free_port()}"]
+    result = cli(state, "up", "-f", str(spec_file), *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    yield LocalPlatform(state), spec_file, result
+    cli(state, "down")
+
+
+def test_up_starts_every_process_and_prints_where_things_are(pipeline):
+    platform, _, result = pipeline
+    names = [s.name for s in platform.status() if s.healthy]
+    assert names == ["kafka", "cassandra", "ferretdb", "producer", "stream", "reconciler", "dashboard"]
+    assert "dashboard: " in result.stdout and "edits apply live" in result.stdout
+
+
+def test_records_flow_to_the_stores_and_status_shows_progress(pipeline):
+    platform, _, _ = pipeline
+    progress = wait_for(lambda: (p := platform.progress()).get("processed", 0) > 0 and p, 300, "a processed batch")
+    assert progress["acked"] > 0
+    session = platform.cassandra.session()
+    try:
+        assert session.execute("SELECT count(*) FROM userpipeline.profiles").one()[0] > 0
+    finally:
+        session.cluster.shutdown()
+    status = cli(platform.state_dir, "status")
+    assert status.returncode == 0 and "processed" in status.stdout, status.stdout + status.stderr
+
+
+def test_dashboard_is_served(pipeline):
+    platform, _, _ = pipeline
+    dashboard = next(app for app in platform.apps() if app.name == "dashboard")
+    assert httpx.get(f"http://127.0.0.1:{dashboard.ports['http']}/healthz", timeout=5).status_code == 200
+
+
+def test_pausing_in_the_file_stops_the_producer_within_seconds(pipeline):
+    platform, spec_file, _ = pipeline
+    producer = next(app for app in platform.apps() if app.name == "producer")
+    write_spec(spec_file, **{**SPEC, "producer": {"ratePerSecond": 200, "paused": True}})
+    edited = time.monotonic()
+
+    def settled():
+        before = producer.progress().get("acked")
+        time.sleep(1.5)
+        return before == producer.progress().get("acked") and time.monotonic() - edited
+
+    assert wait_for(settled, 15, "the producer to stop after pausing") < 10
+    write_spec(spec_file, **SPEC)
+    start = producer.progress().get("acked", 0)
+    wait_for(lambda: producer.progress().get("acked", 0) > start, 15, "the producer to resume")
+
+
+def test_retention_edits_reach_kafka_cassandra_and_mongodb(pipeline):
+    platform, spec_file, _ = pipeline
+    reconciler = next(app for app in platform.apps() if app.name == "reconciler")
+    wait_for(lambda: reconciler.conditions().get("ready"), 120, "the reconciler to apply the first spec")
+    write_spec(spec_file, **{**SPEC, "topic": {**SPEC["topic"], "retention": "2d"},
+                             "retention": {"profiles": "10d", "aggregates": "20d", "deadLetter": "1d"}})
+
+    def applied():
+        status = reconciler.conditions()
+        return status.get("ready") and status["observedSpec"]["retention"]["profiles"] == "10d"
+
+    wait_for(applied, 20, "the reconciler to apply the edited retention")
+    session = platform.cassandra.session()
+    try:
+        ttl = session.execute("SELECT default_time_to_live FROM system_schema.tables "
+                              "WHERE keyspace_name = 'userpipeline' AND table_name = 'profiles'").one()[0]
+    finally:
+        session.cluster.shutdown()
+    assert ttl == 10 * 86400
+    with platform.ferretdb.client() as client:
+        assert client.userpipeline.settings.find_one({"_id": "retention"})["aggregatesSeconds"] == 20 * 86400
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+    admin = AdminClient({"bootstrap.servers": platform.kafka.bootstrap})
+    for topic, ms in (("users.raw", 2 * 86400000), ("users.raw.dlq", 86400000)):
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        assert admin.describe_configs([resource])[resource].result(timeout=10)["retention.ms"].value == str(ms)
+    status = json.loads(reconciler.status_file.read_text())
+    assert set(status["conditions"]) == {"TopicRetention", "CassandraTTL", "MongoRetention"}
