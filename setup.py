@@ -16,4 +16,7 @@ packages = [
     for sub in ["", *find_packages(folder)]
 ]
 
-setup(packages=packages, package_dir=package_dir, include_package_data=True)
+# Static files the dashboard serves (CSS, the world map's shapes) ship in the wheel; see MANIFEST.in.
+package_data = {"userpipeline.dashboard": ["assets/*", "assets/*/*"]}
+
+setup(packages=packages, package_dir=package_dir, package_data=package_data, include_package_data=True)
