@@ -18,7 +18,7 @@ from rich.table import Table
 from userpipeline.operator.local.artifacts import ArtifactsMissing
 from userpipeline.jobs.logs import configure_logging
 from userpipeline.operator.local.platform import LocalPlatform, default_state_dir
-from userpipeline.operator.local.services import ServiceError, ServiceStatus
+from userpipeline.operator.local.services import Service, ServiceError, ServiceStatus
 
 app = typer.Typer(help="Run the userpipeline locally: real Kafka, Cassandra, FerretDB and Spark.", no_args_is_help=True)
 console = Console()
@@ -40,6 +40,14 @@ def _platform(state_dir: Path | None, extra: list[str] | None = None, **ports: i
             _fail(f"--port {item!r}: write SERVICE.ROLE=PORT, e.g. --port dashboard.http=8051")
         overrides.setdefault(service, {})[role] = int(value)
     return LocalPlatform(state_dir or default_state_dir(), overrides)
+
+
+def _service(state_dir: Path | None, name: str) -> Service:
+    try:
+        return _platform(state_dir).by_name(name)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+        raise
 
 
 def _fail(message: str) -> None:
@@ -122,11 +130,7 @@ def logs(
     state_dir: StateDir = None,
 ) -> None:
     """Print the end of a service's log."""
-    platform = _platform(state_dir)
-    try:
-        target = platform.by_name(service)
-    except KeyError as exc:
-        _fail(str(exc.args[0]))
+    target = _service(state_dir, service)
     sys.stdout.write(target.log_tail(lines) + "\n")
     if follow:
         _follow(target.log_file)
@@ -154,11 +158,7 @@ def reset(
     state_dir: StateDir = None,
 ) -> None:
     """Delete one service's data (after stopping it), e.g. when it is corrupt."""
-    platform = _platform(state_dir)
-    try:
-        target = platform.by_name(service)
-    except KeyError as exc:
-        _fail(str(exc.args[0]))
+    target = _service(state_dir, service)
     if not yes:
         _fail(f"this deletes {target.data_dir}; run again with --yes to confirm")
     target.stop()
