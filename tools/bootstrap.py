@@ -8,7 +8,7 @@ The virtual environment lives in the clone (.venv) because the project is instal
 Writes $USERPIPELINE_CACHE/manifest.json, which the runtime reads to find every artifact.
 
 Standard library only: it runs before the virtual environment exists.
-Usage: tools/bootstrap.py [--only venv,jars,ferretdb,kube,browser]
+Usage: tools/bootstrap.py [--only venv,jars,ferretdb,kube,helm,browser]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = tomllib.loads((ROOT / "tools" / "versions.toml").read_text())
 CACHE = Path(os.environ.get("USERPIPELINE_CACHE", Path.home() / ".cache" / "userpipeline"))
 VENV = ROOT / ".venv"
-STEPS = ("venv", "jars", "ferretdb", "kube", "browser")
+STEPS = ("venv", "jars", "ferretdb", "kube", "helm", "browser")
 
 
 class BootstrapError(SystemExit):
@@ -165,6 +165,23 @@ def step_kube(manifest: dict) -> None:
                f"-X {version_pkg}.gitMinor={minor} -X {version_pkg}.gitTreeState=clean")
     go_build("kube", spec["module"], binary, ldflags)
     manifest["kube"] = str(binary)
+
+
+def step_helm(manifest: dict) -> None:
+    spec = VERSIONS["helm"]
+    binary = CACHE / "bin" / f"helm-{spec['version']}"
+    if binary.exists():
+        say("helm", f"cached {binary}")
+    else:
+        require("go", "install Go 1.26 (https://go.dev/doc/install) or apt-get install golang")
+        say("helm", f"building helm {spec['version']} from the Go module proxy (first run only)")
+        gobin = binary.parent / "helm.partial.d"
+        shutil.rmtree(gobin, ignore_errors=True)
+        run(["go", "install", "-trimpath", "-ldflags=-s -w", f"{spec['package']}@v{spec['version']}"], "helm",
+            env={**os.environ, "CGO_ENABLED": "0", "GOBIN": str(gobin)})
+        (gobin / "helm").rename(binary)
+        shutil.rmtree(gobin, ignore_errors=True)
+    manifest["helm"] = str(binary)
 
 
 def step_browser(manifest: dict) -> None:

@@ -1,0 +1,94 @@
+"""Profile retention: Cassandra's `default_time_to_live` of the profiles table, set through the driver.
+
+The table belongs to the streaming job (it creates it); until it exists this part reports TableMissing
+and retries. A new TTL applies to rows written from then on; existing rows keep the TTL they got.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from cassandra import DriverException
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
+from cassandra.policies import RoundRobinPolicy
+
+from userpipeline.operator.kube.parts import Context, Outcome, failed
+from userpipeline.operator.kube.secrets import SecretProblem, read_secret
+from userpipeline.operator.spec import parse_duration
+
+CONDITION = "CassandraTTL"
+TABLE = "profiles"
+_KEYSPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+
+
+def _contact_points(hosts: str) -> list[tuple[str, int]]:
+    points = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        points.append((host, int(port)) if host else (item.strip(), 9042))
+    return points
+
+
+class Sessions:
+    """One driver session per (hosts, user); dropped on failure so the next attempt reconnects at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[tuple[str, str, str], tuple[Cluster, Session]] = {}
+
+    def get(self, hosts: str, username: str, password: str, timeout: float) -> Session:
+        key = (hosts, username, password)
+        with self._lock:
+            if key not in self._sessions:
+                profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout)
+                auth = PlainTextAuthProvider(username, password) if username else None
+                cluster = Cluster(_contact_points(hosts), auth_provider=auth, connect_timeout=timeout,
+                                  control_connection_timeout=timeout, protocol_version=5,
+                                  execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+                self._sessions[key] = (cluster, cluster.connect())
+            return self._sessions[key][1]
+
+    def drop(self, hosts: str, username: str, password: str) -> None:
+        with self._lock:
+            entry = self._sessions.pop((hosts, username, password), None)
+        if entry:
+            entry[0].shutdown()
+
+    def close(self) -> None:
+        for key in list(self._sessions):
+            self.drop(*key)
+
+
+SESSIONS = Sessions()
+
+
+def reconcile(ctx: Context) -> Outcome:
+    try:
+        secret = read_secret(ctx.kube, ctx.namespace, ctx.settings.cassandra_secret, ("hosts",))
+    except SecretProblem as problem:
+        return failed(CONDITION, problem.reason, problem.message)
+    hosts, user, password = secret["hosts"], secret.get("username", ""), secret.get("password", "")
+    keyspace = secret.get("keyspace", "userpipeline")
+    if not _KEYSPACE.match(keyspace):
+        return failed(CONDITION, "SecretInvalid",
+                      f"keyspace {keyspace!r} in Secret {ctx.settings.cassandra_secret} is not a valid name")
+    desired = parse_duration(ctx.spec.retention.profiles)
+    changes = []
+    try:
+        session = SESSIONS.get(hosts, user, password, ctx.settings.store_timeout_seconds)
+        row = session.execute("SELECT default_time_to_live FROM system_schema.tables "
+                              "WHERE keyspace_name = %s AND table_name = %s", (keyspace, TABLE)).one()
+        if row is None:
+            return failed(CONDITION, "TableMissing",
+                          f"table {keyspace}.{TABLE} does not exist yet (the streaming job creates it); retrying")
+        if row.default_time_to_live != desired:
+            session.execute(f'ALTER TABLE "{keyspace}".{TABLE} WITH default_time_to_live = {desired}')
+            changes.append(f"Cassandra {keyspace}.{TABLE} default_time_to_live "
+                           f"{row.default_time_to_live}s -> {desired}s")
+    except (NoHostAvailable, DriverException, OSError) as exc:
+        SESSIONS.drop(hosts, user, password)
+        return failed(CONDITION, "Unreachable", f"Cassandra at {hosts}: {type(exc).__name__}: {str(exc)[:300]}")
+    return Outcome(CONDITION, True, "Applied", f"{keyspace}.{TABLE} default_time_to_live {desired}s",
+                   {"profilesTtlSeconds": desired}, changes)

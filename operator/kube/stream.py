@@ -1,0 +1,84 @@
+"""The streaming job as a Spark Operator `SparkApplication` (sparkoperator.k8s.io/v1beta2).
+
+The driver and executors mount the pipeline ConfigMap. The Spark Operator resubmits an application
+whose spec changed, so the spec carries a hash of only what the job reads (topic, privacy, stream):
+a producer rate change does not restart the stream. The driver keeps the query's checkpoint on a
+PersistentVolumeClaim (created once, owned by the pipeline), so a resubmitted driver resumes where the
+last one stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from userpipeline.operator.kube.client import Obj
+from userpipeline.operator.kube.parts import Context, Outcome, apply_children
+from userpipeline.operator.kube.pods import RUN_AS, container_security, hmac_env, kafka_env, store_env
+from userpipeline.operator.kube.settings import CONFIG_DIR, CONFIG_PATH
+
+CONDITION = "StreamJob"
+CHECKPOINT_DIR = "/var/lib/userpipeline/checkpoints"
+
+
+def stream_config_hash(ctx: Context) -> str:
+    relevant = ctx.spec.model_dump(by_alias=True, mode="json", include={"topic", "privacy", "stream"})
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _role(ctx: Context, cores: int, memory: str) -> Obj:
+    return {
+        "cores": cores,
+        "memory": memory,
+        "labels": ctx.labels("stream"),
+        "annotations": {"userpipeline.io/stream-config": stream_config_hash(ctx)},
+        "env": [*kafka_env(ctx), *store_env(ctx), *hmac_env(ctx),
+                {"name": "USERPIPELINE_CONFIG", "value": CONFIG_PATH}],
+        "configMaps": [{"name": ctx.child_name("config"), "path": CONFIG_DIR}],
+        "podSecurityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "fsGroup": RUN_AS,
+                               "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {**container_security(), "readOnlyRootFilesystem": False},  # Spark writes scratch files
+    }
+
+
+def checkpoint_claim(ctx: Context) -> Obj:
+    spec: Obj = {"accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": ctx.settings.checkpoint_storage}}}
+    if ctx.settings.checkpoint_storage_class:
+        spec["storageClassName"] = ctx.settings.checkpoint_storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": ctx.metadata(ctx.child_name("checkpoints"), "stream"), "spec": spec}
+
+
+def spark_application(ctx: Context) -> Obj:
+    settings, stream = ctx.settings, ctx.spec.stream
+    driver = {**_role(ctx, 1, "1g"), "serviceAccount": settings.spark_service_account,
+              "volumeMounts": [{"name": "checkpoints", "mountPath": CHECKPOINT_DIR}]}
+    driver["env"] = [*driver["env"], {"name": "USERPIPELINE_CHECKPOINT_DIR", "value": CHECKPOINT_DIR}]
+    executor = {**_role(ctx, 1, "1g"), "instances": stream.executors}
+    return {
+        "apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
+        "metadata": ctx.metadata(ctx.child_name("stream"), "stream"),
+        "spec": {
+            "type": "Python",
+            "mode": "cluster",
+            "image": settings.image,
+            "imagePullPolicy": settings.image_pull_policy,
+            "mainApplicationFile": settings.stream_main,
+            "arguments": ["--config", CONFIG_PATH],
+            "sparkVersion": settings.spark_version,
+            "restartPolicy": {"type": "Always", "onFailureRetryInterval": 10, "onSubmissionFailureRetryInterval": 20},
+            "sparkConf": {"spark.sql.shuffle.partitions": str(max(2, ctx.spec.topic.partitions))},
+            "volumes": [{"name": "checkpoints",
+                         "persistentVolumeClaim": {"claimName": ctx.child_name("checkpoints")}}],
+            "driver": driver,
+            "executor": executor,
+        },
+    }
+
+
+def reconcile(ctx: Context) -> Outcome:
+    stream = ctx.spec.stream
+    summary = f"trigger {stream.trigger_interval}, {stream.executors} executor(s)"
+    return apply_children(ctx, CONDITION, [checkpoint_claim(ctx), spark_application(ctx)], summary,
+                          {"triggerInterval": stream.trigger_interval, "executors": stream.executors})
