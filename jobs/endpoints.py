@@ -7,12 +7,19 @@ that would be used in production: the local runner generates a key per state dir
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field, SecretStr
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Cluster
 
 
 class Endpoints(BaseModel):
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
     cassandra_hosts: str = Field("127.0.0.1:9042", description="Cassandra contact points, host:port[,host:port]")
+    cassandra_username: str = Field("", description="Empty: no authentication (local runs)")
+    cassandra_password: SecretStr | None = None
     cassandra_keyspace: str = "userpipeline"
     cassandra_replication: str = Field("{'class': 'SimpleStrategy', 'replication_factor': 1}")
     mongo_uri: SecretStr = Field(SecretStr("mongodb://127.0.0.1:27017/"), description="MongoDB connection string")
@@ -37,6 +44,17 @@ class Endpoints(BaseModel):
                 continue
             env[f"USERPIPELINE_{name.upper()}"] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
         return env
+
+    def cassandra_cluster(self, **kwargs) -> "Cluster":
+        """A driver Cluster for these contact points, authenticated when a username is set."""
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import Cluster
+
+        points = self.cassandra_contact_points()
+        if self.cassandra_username:
+            password = self.cassandra_password.get_secret_value() if self.cassandra_password else ""
+            kwargs.setdefault("auth_provider", PlainTextAuthProvider(self.cassandra_username, password))
+        return Cluster([host for host, _ in points], port=points[0][1], protocol_version=5, **kwargs)
 
     def cassandra_contact_points(self) -> list[tuple[str, int]]:
         points = []

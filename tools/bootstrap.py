@@ -87,7 +87,7 @@ def step_venv(manifest: dict) -> None:
     else:
         if sys.version_info[:2] != (3, 11):
             raise BootstrapError(f"Python 3.11 is required, this is {sys.version.split()[0]}: run with python3.11")
-        wheels = CACHE / "wheels" / key
+        wheels = CACHE / "wheels" / digest(ROOT / "pyproject.toml")  # the dependencies live there
         if not (wheels / ".complete").exists():
             say("venv", f"downloading wheels into {wheels} (first run only)")
             wheels.mkdir(parents=True, exist_ok=True)

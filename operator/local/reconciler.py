@@ -19,7 +19,7 @@ from typing import Annotated
 
 import structlog
 import typer
-from cassandra.cluster import Cluster
+from cassandra.cluster import Cluster, Session
 from confluent_kafka.admin import AdminClient
 from croniter import croniter
 from pymongo import MongoClient
@@ -43,14 +43,13 @@ class Reconciler:
         self.admin = AdminClient({"bootstrap.servers": endpoints.kafka_bootstrap, "log_level": 0})
         self.mongo = MongoClient(endpoints.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=3000)
         self._cluster: Cluster | None = None
-        self._cassandra = None
+        self._cassandra: Session | None = None
         self.conditions: dict[str, dict] = {}
         self.next_purge = self._next_purge(self.watcher.current)
 
-    def _session(self):
+    def _session(self) -> Session:
         if self._cassandra is None:
-            points = self.endpoints.cassandra_contact_points()
-            self._cluster = Cluster([host for host, _ in points], port=points[0][1], connect_timeout=5)
+            self._cluster = self.endpoints.cassandra_cluster(connect_timeout=5)
             self._cassandra = self._cluster.connect()
         return self._cassandra
 
