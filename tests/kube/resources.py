@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +15,8 @@ from kubernetes import client
 from userpipeline.operator.kube.client import ApiException, Kube
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED_CRDS = ROOT.parent / "shared" / "crds"
+# The project's shared material sits beside the clone (../shared), on developers' machines and in CI.
+SHARED_CRDS = Path(os.environ.get("USERPIPELINE_SHARED_DIR", ROOT.parent / "shared")) / "crds"
 OUR_CRD = ROOT / "charts" / "userpipeline" / "crds" / "userpipelines.userpipeline.io.yaml"
 UPSTREAM_CRDS = [
     SHARED_CRDS / "strimzi" / "043-Crd-kafkatopic.yaml",
