@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
-import os
 from pathlib import Path
 from typing import Any, TypeVar
 
