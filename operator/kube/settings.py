@@ -20,6 +20,7 @@ PREFIX = "USERPIPELINE_OPERATOR_"
 class OperatorSettings(BaseModel):
     image: str = Field("userpipeline:0.1.0", description="Image of the producer, the streaming job and the purge")
     sync_image: str = Field("", description="Image of the config-sync sidecar; empty means `image`")
+    spark_image: str = Field("userpipeline-spark:0.1.0", description="Image of the streaming job (images/spark)")
     image_pull_policy: str = "IfNotPresent"
     kafka_cluster: str = Field("userpipeline", description="Strimzi Kafka cluster (label strimzi.io/cluster)")
     kafka_bootstrap: str = "userpipeline-kafka-bootstrap:9092"

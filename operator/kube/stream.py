@@ -14,11 +14,12 @@ import json
 
 from userpipeline.operator.kube.client import Obj
 from userpipeline.operator.kube.parts import Context, Outcome, apply_children
-from userpipeline.operator.kube.pods import RUN_AS, container_security, hmac_env, kafka_env, store_env
+from userpipeline.operator.kube.pods import container_security, hmac_env, kafka_env, store_env
 from userpipeline.operator.kube.settings import CONFIG_DIR, CONFIG_PATH
 
 CONDITION = "StreamJob"
 CHECKPOINT_DIR = "/var/lib/userpipeline/checkpoints"
+SPARK_RUN_AS = 185  # the `spark` user of the apache/spark images (images/spark/Dockerfile)
 
 
 def stream_config_hash(ctx: Context) -> str:
@@ -35,7 +36,7 @@ def _role(ctx: Context, cores: int, memory: str) -> Obj:
         "env": [*kafka_env(ctx), *store_env(ctx), *hmac_env(ctx),
                 {"name": "USERPIPELINE_CONFIG", "value": CONFIG_PATH}],
         "configMaps": [{"name": ctx.child_name("config"), "path": CONFIG_DIR}],
-        "podSecurityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "fsGroup": RUN_AS,
+        "podSecurityContext": {"runAsNonRoot": True, "runAsUser": SPARK_RUN_AS, "fsGroup": SPARK_RUN_AS,
                                "seccompProfile": {"type": "RuntimeDefault"}},
         "securityContext": {**container_security(), "readOnlyRootFilesystem": False},  # Spark writes scratch files
     }
@@ -62,10 +63,9 @@ def spark_application(ctx: Context) -> Obj:
         "spec": {
             "type": "Python",
             "mode": "cluster",
-            "image": settings.image,
+            "image": settings.spark_image,
             "imagePullPolicy": settings.image_pull_policy,
             "mainApplicationFile": settings.stream_main,
-            "arguments": ["--config", CONFIG_PATH],
             "sparkVersion": settings.spark_version,
             "restartPolicy": {"type": "Always", "onFailureRetryInterval": 10, "onSubmissionFailureRetryInterval": 20},
             "sparkConf": {"spark.sql.shuffle.partitions": str(max(2, ctx.spec.topic.partitions))},
