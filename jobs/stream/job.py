@@ -1,0 +1,275 @@
+"""The streaming job: Kafka raw topic -> classify -> Cassandra profiles + MongoDB aggregates + dead letters.
+
+Spark holds no state of its own: the query is stateless (one projection per micro-batch inside
+`foreachBatch`), so its checkpoint holds only Kafka offsets and batch ids, never record contents.
+Exactness comes from how each micro-batch writes, described in `BatchProcessor`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import structlog
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
+from tenacity import retry, stop_after_attempt, wait_exponential
+
+from userpipeline.jobs.endpoints import Endpoints
+from userpipeline.jobs.stream import deltas, transform
+from userpipeline.jobs.stream.lag import LagProbe
+from userpipeline.jobs.stream.pseudonymize import Pseudonymizer
+from userpipeline.jobs.stream.schema import KAFKA_COLUMNS
+from userpipeline.jobs.stream.sinks import deadletter
+from userpipeline.jobs.stream.sinks.cassandra import ProfileStore
+from userpipeline.jobs.stream.sinks.mongo import AggregateStore, BatchCounts, Health, Journal
+from userpipeline.operator.spec.durations import parse_duration
+from userpipeline.operator.spec.model import UserPipelineSpec
+
+log = structlog.get_logger()
+
+QUERY_NAME = "userpipeline-stream"
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    topic: str
+    minimum_age: int
+    max_records_per_batch: int
+    trigger_seconds: int
+    profile_ttl_seconds: int
+    pseudonymize: tuple[str, ...]
+    checkpoint: str
+    fail_on_data_loss: bool = True
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return deadletter.dead_letter_topic(self.topic)
+
+    @classmethod
+    def from_spec(cls, spec: UserPipelineSpec, checkpoint: str | Path, fail_on_data_loss: bool = True) -> StreamSettings:
+        return cls(
+            topic=spec.topic.name,
+            minimum_age=spec.privacy.minimum_age,
+            max_records_per_batch=spec.stream.max_records_per_batch,
+            trigger_seconds=parse_duration(spec.stream.trigger_interval),
+            profile_ttl_seconds=parse_duration(spec.retention.profiles),
+            pseudonymize=tuple(field.value for field in spec.privacy.pseudonymize),
+            checkpoint=str(checkpoint),
+            fail_on_data_loss=fail_on_data_loss,
+        )
+
+
+def build_session(master: str | None, jars: list[str], driver_memory: str = "1g", local_dir: str | None = None) -> SparkSession:
+    """A SparkSession for the job; `master`/`jars` None leave them to spark-submit."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers must import userpipeline too
+    builder = (SparkSession.builder.appName(QUERY_NAME)
+               .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.default.parallelism", "2")
+               .config("spark.driver.memory", driver_memory)
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.variant.allowDuplicateKeys", "true")
+               .config("spark.sql.streaming.stopGracefullyOnShutdown", "true"))
+    if master:
+        builder = builder.master(master)
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    if local_dir:
+        builder = builder.config("spark.local.dir", local_dir)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def read_raw(spark: SparkSession, bootstrap: str, settings: StreamSettings) -> DataFrame:
+    return (spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", bootstrap)
+            .option("subscribe", settings.topic)
+            .option("startingOffsets", "earliest")
+            .option("maxOffsetsPerTrigger", str(settings.max_records_per_batch))
+            .option("failOnDataLoss", str(settings.fail_on_data_loss).lower())
+            .load()
+            .select(*KAFKA_COLUMNS))
+
+
+def utc_today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+class BatchProcessor:
+    """The `foreachBatch` function: one micro-batch, written so that crashes and replays leave exact numbers.
+
+    Invariant: after every committed batch, each `aggregates` document equals the GROUP BY of its
+    dimension over Cassandra's `profiles`. Spark runs batch B only after B-1 is committed, and after a
+    crash re-runs the uncommitted batch with the same id and the same offsets. Batch B (token
+    T = "<query id>:<B>"; the query id is kept in the checkpoint, so a new checkpoint never reuses a
+    token) runs these steps:
+
+    0. If the journal `batch_journal/T` says done, return: everything below already happened.
+    1. Classify the batch; keep each user's latest record; read the stored versions of those users
+       (Cassandra primary-key lookups: cost proportional to the batch, not to the table). Compute
+       the deltas (old contribution out, new one in, for records newer than the stored version) and
+       the rows to write. If no journal exists, insert `{_id: T, asOf, deltas, counts}` BEFORE any
+       other write; if one exists, its deltas, counts and `asOf` win (ages are computed against
+       `asOf`, so a re-run after midnight computes the same rows).
+    2. If the batch rejected records and the journal does not say so, send the dead letters, then
+       record it (a crash in between re-sends them: dead letters are at least once).
+    3. Apply each journal delta with `{_id, appliedBatch: {$ne: T}}` -> `$inc` + `$set appliedBatch: T`.
+    4. Upsert the rows into Cassandra `USING TIMESTAMP` of the record.
+    5. Add the counts to `pipeline_health` under the same `$ne: T` guard; 6. mark the journal done.
+
+    Why a crash anywhere converges: before the journal exists nothing was written, and the re-run
+    starts afresh. Once it exists, the deltas are fixed: they were computed from Cassandra as it
+    stood after B-1, the state the invariant is about, and re-computing them later would be wrong
+    (Cassandra may hold part of B). Step 3's guard applies each document's delta exactly once over
+    all runs: no later batch can have moved `appliedBatch` past T, because none starts before B is
+    committed. Step 4 is idempotent: a re-run finds each row either still at its old version (so it
+    is written, as planned) or already at this very record (written again, unchanged), and a record
+    that lost to a newer stored version loses again. Step 5 is guarded like step 3. So after any
+    run that reaches step 6, aggregates and Cassandra both reflect exactly batches <= B, and the
+    invariant holds. Documents are only touched by `$inc`, never recomputed, so the cost of a batch
+    does not grow with the data already stored.
+
+    Choices: the guard is `$ne: T`, not `lastBatch < B`, because a new checkpoint starts again at
+    batch 0, which a `<` guard would refuse forever; with `$ne` a fresh checkpoint simply replays the
+    topic, and replayed records are not newer than what is stored, so they add nothing. Missing
+    documents are first created with `$setOnInsert` (count 0) and the guarded `$inc` runs without
+    upsert, so no DuplicateKeyError handling is needed (FerretDB has no transactions). Limits: rows
+    that Cassandra's TTL expires keep counting until a retention purge subtracts them; and a
+    checkpoint deleted while a batch was half done leaves that batch inexact (logged at start).
+
+    The whole batch is retried (tenacity, ~90 s in all) on errors of Kafka, Cassandra or MongoDB, which
+    is safe for the reasons above; after that the query stops, and a restart resumes at this batch.
+    """
+
+    def __init__(self, settings: StreamSettings, endpoints: Endpoints, pseudonymizer: Pseudonymizer,
+                 profiles: ProfileStore, aggregates: AggregateStore):
+        self.settings = settings
+        self.endpoints = endpoints
+        self.pseudonymizer = pseudonymizer
+        self.profiles = profiles
+        self.aggregates = aggregates
+        self.lag = LagProbe(endpoints.kafka_bootstrap, settings.topic)
+        self._query_id: str | None = None
+        self._bound = threading.Event()
+
+    def close(self) -> None:
+        self.profiles.close()
+        self.aggregates.close()
+
+    def bind(self, query: StreamingQuery) -> None:
+        self._query_id = str(query.id)
+        for token in self.aggregates.unfinished_journals():
+            if not token.startswith(f"{self._query_id}:"):
+                log.error("stream.unfinished_batch_of_another_checkpoint", token=token,
+                          hint="its deltas may be half applied: recompute the aggregates from Cassandra")
+        self._bound.set()
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        if not self._bound.wait(timeout=60):
+            raise RuntimeError("the streaming query did not report its id within 60 s")
+        self._process_with_retries(batch, batch_id)
+
+    @retry(stop=stop_after_attempt(8), wait=wait_exponential(multiplier=1, max=30), reraise=True,
+           before_sleep=lambda state: log.warning("stream.batch_retry", attempt=state.attempt_number,
+                                                  error=type(state.outcome.exception()).__name__))
+    def _process_with_retries(self, batch: DataFrame, batch_id: int) -> None:
+        self.process(batch, batch_id)
+
+    def process(self, batch: DataFrame, batch_id: int) -> None:
+        clock = _StepClock()
+        token = f"{self._query_id}:{batch_id}"
+        journal = self.aggregates.find_journal(token)
+        if journal is not None and journal.done:
+            log.info("stream.batch_already_done", batch=batch_id)
+            return
+        if journal is not None:
+            log.info("stream.batch_resumed", batch=batch_id, as_of=journal.as_of.isoformat(), dead_letters_sent=journal.dlq_done)
+        as_of = journal.as_of if journal else utc_today()
+        # In memory only (never spilled to disk): the dead-letter write reuses it instead of re-reading Kafka.
+        classified = transform.classify(batch, as_of, self.settings.minimum_age, self.pseudonymizer).persist(StorageLevel.MEMORY_ONLY)
+        try:
+            self._process(classified, token, batch_id, as_of, journal, clock)
+        finally:
+            classified.unpersist()
+
+    def _process(self, classified: DataFrame, token: str, batch_id: int, as_of: date, journal: Journal | None,
+                 clock: _StepClock) -> None:
+        rows = classified.select("status", *transform.PROFILE_COLUMNS).collect()
+        counts = _count(rows)
+        latest = deltas.latest_per_user(
+            deltas.Profile(**{c: row[c] for c in transform.PROFILE_COLUMNS}) for row in rows if row.status == transform.VALID)
+        clock.lap("classify")
+        plan = deltas.plan_batch(latest, self.profiles.versions([p.user_id for p in latest]))
+        clock.lap("lookup")
+        if journal is None:
+            journal = self.aggregates.create_journal(Journal(token, batch_id, as_of, plan.deltas, counts))
+            if journal.as_of != as_of:  # another run of this batch journaled first, on another day: redo with its date
+                raise RuntimeError(f"batch {batch_id} was journaled for {journal.as_of} by another run; retrying")
+        if journal.counts.rejected and not journal.dlq_done:
+            deadletter.send(deadletter.dead_letters(classified), self.endpoints.kafka_bootstrap, self.settings.dead_letter_topic)
+            self.aggregates.mark_dead_letters_sent(token)
+        clock.lap("dead_letters")
+        self.aggregates.apply(journal)
+        clock.lap("aggregates")
+        written = self.profiles.write(plan.writes)
+        clock.lap("cassandra")
+        for row in rows:
+            self.lag.observe(row.source_partition, row.source_offset)
+        newest_ms = max((row.event_time_ms for row in rows), default=None)
+        freshness = round(time.time() - newest_ms / 1000, 3) if newest_ms is not None else None
+        health = Health(len(rows), clock.total(), self.lag.lag(), freshness)
+        self.aggregates.record_health(journal, health)
+        self.aggregates.finish(token)
+        clock.lap("health")
+        log.info("stream.batch", batch=batch_id, records=counts.records, rejected=counts.rejected, filtered=counts.filtered,
+                 written=written, deltas=len(journal.deltas), seconds=round(clock.total(), 2), lag=health.lag_records,
+                 steps=clock.laps)
+
+
+class _StepClock:
+    """Seconds spent per step of a batch, for the batch log line."""
+
+    def __init__(self) -> None:
+        self.started = self._last = time.monotonic()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self.laps[step] = round(now - self._last, 2)
+        self._last = now
+
+    def total(self) -> float:
+        return time.monotonic() - self.started
+
+
+def _count(rows: list) -> BatchCounts:
+    statuses = [row.status for row in rows]
+    return BatchCounts(records=len(rows), rejected=statuses.count(transform.REJECTED),
+                       filtered=statuses.count(transform.FILTERED), valid=statuses.count(transform.VALID))
+
+
+def start(spark: SparkSession, settings: StreamSettings, endpoints: Endpoints) -> tuple[StreamingQuery, BatchProcessor]:
+    """Connect the stores (creating schema as needed) and start the query; the caller awaits or stops it."""
+    pseudonymizer = Pseudonymizer.from_endpoints(endpoints, settings.pseudonymize)
+    profiles = ProfileStore(endpoints, settings.profile_ttl_seconds, pseudonymizer.key_id)
+    aggregates = AggregateStore(endpoints)
+    processor = BatchProcessor(settings, endpoints, pseudonymizer, profiles, aggregates)
+    query = (read_raw(spark, endpoints.kafka_bootstrap, settings).writeStream
+             .queryName(QUERY_NAME)
+             .foreachBatch(processor)
+             .option("checkpointLocation", settings.checkpoint)
+             .trigger(processingTime=f"{settings.trigger_seconds} seconds")
+             .start())
+    processor.bind(query)
+    log.info("stream.started", topic=settings.topic, checkpoint=settings.checkpoint, query_id=str(query.id),
+             max_records_per_batch=settings.max_records_per_batch, trigger_seconds=settings.trigger_seconds)
+    return query, processor

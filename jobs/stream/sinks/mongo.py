@@ -1,0 +1,129 @@
+"""MongoDB side of a micro-batch: the batch journal, guarded aggregate deltas and the health document.
+
+Only single-document updates with `$inc`/`$set`/`$setOnInsert`, `$ne` filters and `_id` lookups:
+what both MongoDB and FerretDB (no transactions) accept. Every write is guarded by the batch token
+(`<query id>:<batch id>`), so applying the same batch twice changes nothing; see job.py for why the
+whole sequence is exact under crashes and replays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+from pymongo import MongoClient, UpdateOne
+from pymongo.errors import DuplicateKeyError
+
+from userpipeline.jobs.endpoints import Endpoints
+from userpipeline.jobs.stream.deltas import Delta
+
+AGGREGATES, HEALTH, JOURNAL = "aggregates", "pipeline_health", "batch_journal"
+HEALTH_ID = "stream"
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    records: int = 0
+    rejected: int = 0
+    filtered: int = 0
+    valid: int = 0
+
+
+@dataclass(frozen=True)
+class Journal:
+    """What a batch decided before it changed anything: re-runs of the batch reuse it as is."""
+
+    token: str
+    batch_id: int
+    as_of: date
+    deltas: list[Delta]
+    counts: BatchCounts
+    dlq_done: bool = False
+    done: bool = False
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"_id": self.token, "batchId": self.batch_id, "asOf": self.as_of.isoformat(),
+                "deltas": [asdict(d) for d in self.deltas], "counts": asdict(self.counts),
+                "dlqDone": self.dlq_done, "done": self.done, "createdAt": _now()}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Journal:
+        return cls(doc["_id"], doc["batchId"], date.fromisoformat(doc["asOf"]), [Delta(**d) for d in doc["deltas"]],
+                   BatchCounts(**doc["counts"]), doc.get("dlqDone", False), doc.get("done", False))
+
+
+@dataclass(frozen=True)
+class Health:
+    batch_records: int
+    batch_seconds: float
+    lag_records: int | None
+    freshness_seconds: float | None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AggregateStore:
+    def __init__(self, endpoints: Endpoints):
+        self.client: MongoClient = MongoClient(endpoints.mongo_uri.get_secret_value(), tz_aware=True,
+                                               serverSelectionTimeoutMS=10_000)
+        db = self.client[endpoints.mongo_database]
+        self.aggregates, self.health, self.journal = db[AGGREGATES], db[HEALTH], db[JOURNAL]
+
+    def unfinished_journals(self) -> list[str]:
+        return [doc["_id"] for doc in self.journal.find({"done": False}, {"_id": 1})]
+
+    def find_journal(self, token: str) -> Journal | None:
+        doc = self.journal.find_one({"_id": token})
+        return Journal.from_doc(doc) if doc else None
+
+    def create_journal(self, journal: Journal) -> Journal:
+        try:
+            self.journal.insert_one(journal.to_doc())
+        except DuplicateKeyError:  # another attempt got there first: its decisions stand
+            existing = self.find_journal(journal.token)
+            assert existing is not None
+            return existing
+        return journal
+
+    def mark_dead_letters_sent(self, token: str) -> None:
+        self.journal.update_one({"_id": token}, {"$set": {"dlqDone": True}})
+
+    def apply(self, journal: Journal) -> None:
+        """Apply each delta unless this batch already did: the `appliedBatch` guard makes it once per document."""
+        if not journal.deltas:
+            return
+        now = _now()
+        ops: list[UpdateOne] = []
+        for delta in journal.deltas:
+            ops.append(UpdateOne({"_id": delta.doc_id}, {"$setOnInsert": {
+                "dimension": delta.dimension, "key": delta.key, "count": 0, "ageSum": 0}}, upsert=True))
+            ops.append(UpdateOne({"_id": delta.doc_id, "appliedBatch": {"$ne": journal.token}}, {
+                "$inc": {"count": delta.count, "ageSum": delta.age_sum},
+                "$set": {"lastBatch": journal.batch_id, "appliedBatch": journal.token, "updatedAt": now}}))
+        self.aggregates.bulk_write(ops, ordered=True)
+
+    def record_health(self, journal: Journal, health: Health) -> None:
+        counts = journal.counts
+        now = _now()
+        self.health.bulk_write([
+            UpdateOne({"_id": HEALTH_ID}, {"$setOnInsert": {"processed": 0, "rejected": 0, "filtered": 0}}, upsert=True),
+            UpdateOne({"_id": HEALTH_ID, "appliedBatch": {"$ne": journal.token}}, {
+                "$inc": {"processed": counts.records, "rejected": counts.rejected, "filtered": counts.filtered},
+                "$set": {
+                    "appliedBatch": journal.token, "lastBatchId": journal.batch_id, "lastBatchAt": now,
+                    "batchRecords": health.batch_records, "batchSeconds": round(health.batch_seconds, 3),
+                    "recordsPerSecond": round(health.batch_records / health.batch_seconds, 1) if health.batch_seconds > 0 else None,
+                    "lagRecords": health.lag_records, "freshnessSeconds": health.freshness_seconds,
+                }}),
+        ], ordered=True)
+
+    def finish(self, token: str) -> None:
+        """Mark the batch done; older journal entries are no longer needed (Spark re-runs only the last batch)."""
+        self.journal.update_one({"_id": token}, {"$set": {"done": True}})
+        self.journal.delete_many({"_id": {"$ne": token}})
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,95 @@
+"""From Kafka rows to classified, pseudonymised profile rows: one Spark projection, no shuffle, no state.
+
+`classify` gives every input row a `status`: `rejected` (a contract reason; goes to the dead-letter
+topic), `filtered` (younger than spec.privacy.minimumAge; counted, never stored) or `valid`. Plaintext
+email, phone, cell and address only exist inside this projection: the output carries their HMACs.
+
+Ages are computed against `as_of`, a date fixed per micro-batch (see job.py), not against the clock:
+re-running a batch after midnight must give the same ages as the first run.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from userpipeline.jobs.stream import validate
+from userpipeline.jobs.stream.pseudonymize import Pseudonymizer
+
+REJECTED, FILTERED, VALID = "rejected", "filtered", "valid"
+DLQ_PAYLOAD_BYTES = 64 * 1024
+
+# What the driver collects per valid row (deltas.Profile has the same fields).
+PROFILE_COLUMNS = (
+    "user_id", "full_name", "gender", "nat", "age", "api_age", "dob", "email_domain",
+    "email_hmac", "phone_hmac", "cell_hmac", "address_hmac", "registered_ms", "event_time_ms",
+    "source_partition", "source_offset",
+)
+
+
+def age_on(born: Column, as_of: date) -> Column:
+    """Completed years on `as_of`: the birthday itself counts (born 2008-03-01 is 18 on 2026-03-01)."""
+    before_birthday = (F.month(born) > as_of.month) | ((F.month(born) == as_of.month) & (F.dayofmonth(born) > as_of.day))
+    return (F.lit(as_of.year) - F.year(born) - F.when(before_birthday, 1).otherwise(0)).cast("int")
+
+
+def _text(column: str) -> Column:
+    """Trimmed text, null when empty."""
+    return F.nullif(F.trim(F.col(column)), F.lit(""))
+
+
+def full_name() -> Column:
+    return F.nullif(F.trim(F.concat_ws(" ", _text("user.name.first"), _text("user.name.last"))), F.lit(""))
+
+
+def full_address() -> Column:
+    """"number street, city, state, postcode, country" (missing parts skipped); only its HMAC is stored."""
+    street = F.nullif(F.concat_ws(" ", _text("user.location.street.number"), _text("user.location.street.name")), F.lit(""))
+    parts = [street, *(_text(f"user.location.{part}") for part in ("city", "state", "postcode", "country"))]
+    return F.nullif(F.concat_ws(", ", *parts), F.lit(""))
+
+
+def email_domain() -> Column:
+    email = _text("user.email")
+    return F.when(F.instr(email, "@") > 0, F.nullif(F.lower(F.substring_index(email, "@", -1)), F.lit("")))
+
+
+def classify(raw: DataFrame, as_of: date, minimum_age: int, pseudonymizer: Pseudonymizer) -> DataFrame:
+    """Kafka rows (key, value, topic, partition, offset, timestamp) -> one classified row each."""
+    checked = (
+        validate.with_verdict(validate.parse(raw), as_of)
+        .withColumn("age", age_on(F.col("dob_date"), as_of))
+        .withColumn("status", F.when(F.col("reason").isNotNull(), REJECTED)
+                    .when(F.col("age") < minimum_age, FILTERED).otherwise(VALID))
+        .withColumn("pseudonyms", pseudonymizer.column(
+            _text("user.email"), _text("user.phone"), _text("user.cell"), full_address()))
+    )
+    valid, rejected = F.col("status") == VALID, F.col("status") == REJECTED
+
+    def kept(column: Column) -> Column:
+        return F.when(valid, column)
+
+    return checked.select(
+        "status",
+        "reason",
+        "detail",
+        "key",
+        "topic",
+        F.col("partition").alias("source_partition"),
+        F.col("offset").alias("source_offset"),
+        F.unix_millis("timestamp").alias("event_time_ms"),
+        F.when(rejected, F.substring("value", 1, DLQ_PAYLOAD_BYTES).cast("string")).alias("payload"),
+        F.when(rejected, F.octet_length("value")).alias("payload_bytes"),
+        kept(F.trim("user.login.uuid")).alias("user_id"),
+        kept(full_name()).alias("full_name"),
+        kept(F.lower(_text("user.gender"))).alias("gender"),
+        kept(F.upper(_text("user.nat"))).alias("nat"),
+        kept(F.col("age")).alias("age"),
+        kept(F.col("user.dob.age")).alias("api_age"),
+        kept(F.col("dob_date")).alias("dob"),
+        kept(email_domain()).alias("email_domain"),
+        *(kept(F.col(f"pseudonyms.{name}_hmac")).alias(f"{name}_hmac") for name in ("email", "phone", "cell", "address")),
+        kept(F.unix_millis(F.try_to_timestamp(F.col("user.registered.date")))).alias("registered_ms"),
+    )

@@ -1,0 +1,89 @@
+"""Which raw records break the data contract, and why: one reason code per rejected record.
+
+Checks run in a fixed order and the first failing one names the reason, so each broken record gets
+exactly one code from docs/data-contract.md. Everything is a Spark column expression with `try_`
+functions: no input, however bad, can raise and stop the query. Details never quote the value (it may
+hold PII); the dead-letter record carries the payload itself.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import Enum
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from userpipeline.jobs.stream.schema import CORRUPT_COLUMN, PARSE_SCHEMA, STRICT_STRING_PATHS
+
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_AGE_YEARS = 150
+
+
+class Reason(str, Enum):
+    oversized = "oversized"
+    malformed_json = "malformed_json"
+    not_an_object = "not_an_object"
+    wrong_type = "wrong_type"
+    missing_id = "missing_id"
+    missing_dob = "missing_dob"
+    invalid_dob = "invalid_dob"
+
+
+def years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def parse(raw: DataFrame) -> DataFrame:
+    """Add `text` (the value, unless oversized), `json` (a VARIANT, null if not JSON) and `user` (the typed struct)."""
+    small = F.octet_length("value") <= MAX_VALUE_BYTES
+    text = F.when(small, F.col("value").cast("string"))
+    return (
+        raw.withColumn("text", text)
+        .withColumn("json", F.try_parse_json("text"))
+        .withColumn("user", F.from_json("text", PARSE_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN}))
+        .withColumn("dob_ts", F.try_to_timestamp(F.col("user.dob.date")))
+        .withColumn("dob_date", F.to_date("dob_ts"))
+    )
+
+
+def _not_a_string(path: str) -> Column:
+    """True when the JSON at `path` is present and neither a string nor null."""
+    kind = F.schema_of_variant(F.try_variant_get("json", path, "variant"))
+    return kind.isNotNull() & ~kind.isin("STRING", "VOID")
+
+
+def _checks(as_of: date) -> list[tuple[Reason, Column, Column]]:
+    """(reason, failing condition, detail) in the order they are tried."""
+    strict = [(path, _not_a_string(path)) for path in STRICT_STRING_PATHS]
+    uuid = F.trim(F.col("user.login.uuid"))
+    dob = F.col("dob_date")
+    oldest = years_before(as_of, MAX_AGE_YEARS)
+    return [
+        (Reason.oversized, F.octet_length("value") > MAX_VALUE_BYTES,
+         F.format_string(f"value has %d bytes, over the limit of {MAX_VALUE_BYTES}", F.octet_length("value"))),
+        (Reason.malformed_json, F.col("json").isNull(), F.lit("value is empty or not valid JSON")),
+        (Reason.not_an_object, ~F.col("text").rlike(r"^\s*\{"), F.lit("the JSON value is not an object")),
+        (Reason.wrong_type, F.col(f"user.{CORRUPT_COLUMN}").isNotNull(),
+         F.lit("a field does not fit the schema (e.g. text where an object or an integer is expected)")),
+        *[(Reason.wrong_type, bad, F.lit(f"{path[2:]} must be a string")) for path, bad in strict],
+        (Reason.missing_id, uuid.isNull() | (uuid == ""), F.lit("login.uuid is missing, null or empty")),
+        (Reason.missing_dob, F.col("user.dob.date").isNull(), F.lit("dob.date is missing or null")),
+        (Reason.invalid_dob, dob.isNull(), F.lit("dob.date is not a valid date")),
+        (Reason.invalid_dob, dob > F.lit(as_of), F.lit("dob.date is in the future")),
+        (Reason.invalid_dob, dob < F.lit(oldest), F.lit(f"dob.date is more than {MAX_AGE_YEARS} years ago")),
+    ]
+
+
+def with_verdict(parsed: DataFrame, as_of: date) -> DataFrame:
+    """Add `reason` (null for a valid record) and `detail`."""
+    reason: Column | None = None
+    detail: Column | None = None
+    for code, failing, text in _checks(as_of):
+        reason = F.when(failing, F.lit(code.value)) if reason is None else reason.when(failing, F.lit(code.value))
+        detail = F.when(failing, text) if detail is None else detail.when(failing, text)
+    assert reason is not None and detail is not None
+    return parsed.withColumn("reason", reason).withColumn("detail", detail)

@@ -1,0 +1,260 @@
+"""Helpers for the stream's end-to-end tests: publish, read back, recompute, scan for plaintext.
+
+The expected results are computed here from what was published, independently of the job's code:
+the latest version of each user (Kafka timestamp, then the first offset) among the valid records.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from userpipeline.jobs.endpoints import Endpoints
+from userpipeline.jobs.producer.publisher import ensure_topics, producer_config
+from userpipeline.jobs.producer.sanitize import to_message
+from userpipeline.jobs.producer.synthetic import FILTERED, STORED
+from userpipeline.operator.spec.model import UserPipelineSpec, load_userpipeline
+
+BANDS = ((18, "0-17"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (55, "45-54"), (65, "55-64"))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def isolated(endpoints: Endpoints, name: str) -> Endpoints:
+    """The shared services, with a keyspace and a database of the test's own."""
+    return endpoints.model_copy(update={"cassandra_keyspace": name, "mongo_database": name})
+
+
+def write_spec(path: Path, topic: str, *, max_records: int = 5000, trigger: str = "1s", minimum_age: int = 18) -> UserPipelineSpec:
+    doc = {"apiVersion": "userpipeline.io/v1alpha1", "kind": "UserPipeline", "metadata": {"name": "stream-test"},
+           "spec": {"topic": {"name": topic, "partitions": 3},
+                    "stream": {"triggerInterval": trigger, "maxRecordsPerBatch": max_records},
+                    "privacy": {"minimumAge": minimum_age}}}
+    path.write_text(yaml.safe_dump(doc))
+    spec = load_userpipeline(path).spec
+    return spec
+
+
+def create_topics(bootstrap: str, spec: UserPipelineSpec) -> None:
+    ensure_topics(bootstrap, spec)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One published record and what the stream must make of it."""
+
+    payload: dict[str, Any] | bytes
+    expected: str  # STORED, "filtered" or a dead-letter reason
+    age: int | None
+    key: bytes | None
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+    @property
+    def user(self) -> dict[str, Any]:
+        assert isinstance(self.payload, dict)
+        return self.payload
+
+
+def publish(bootstrap: str, topic: str, records: Iterable[tuple[dict[str, Any] | bytes, str, int | None]],
+            timestamps_ms: list[int] | None = None) -> list[Sent]:
+    """Publish (payload, expected, age) records as the producer would; returns them with their Kafka position.
+
+    `timestamps_ms` sets each record's Kafka timestamp (to replay old versions); default: now.
+    """
+    producer = Producer(producer_config(bootstrap, **{"client.id": "stream-tests"}))
+    sent: list[Sent | None] = []
+    errors: list[str] = []
+
+    def delivered(index: int, payload: Any, expected: str, age: int | None, key: bytes | None) -> Callable:
+        def callback(err, msg) -> None:
+            if err is not None:
+                errors.append(err.str())
+                return
+            sent[index] = Sent(payload, expected, age, key, msg.partition(), msg.offset(), msg.timestamp()[1])
+        return callback
+
+    for index, (payload, expected, age) in enumerate(records):
+        message = to_message(payload)
+        sent.append(None)
+        extra = {"timestamp": timestamps_ms[index]} if timestamps_ms is not None else {}
+        while True:
+            try:
+                producer.produce(topic, message.value, message.key,
+                                 on_delivery=delivered(index, payload, expected, age, message.key), **extra)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    assert producer.flush(120) == 0 and not errors, f"publishing failed: {errors[:3]}"
+    assert all(s is not None for s in sent)
+    return [s for s in sent if s is not None]
+
+
+def consume_all(bootstrap: str, topic: str, timeout: float = 60) -> list[Any]:
+    """Every message of `topic` from the beginning to its current end."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("reader"), "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        messages, deadline = [], time.monotonic() + timeout
+        positions = {p: 0 for p in partitions}
+        while any(positions[p] < ends[p] for p in partitions) and time.monotonic() < deadline:
+            for msg in consumer.consume(500, timeout=1):
+                if msg.error() is None:
+                    messages.append(msg)
+                    positions[msg.partition()] = msg.offset() + 1
+        assert all(positions[p] >= ends[p] for p in partitions), f"could not read {topic} to its end"
+        return messages
+    finally:
+        consumer.close()
+
+
+# --- what must be stored -------------------------------------------------------------------------
+
+
+def latest_valid(sent: Iterable[Sent]) -> dict[str, Sent]:
+    latest: dict[str, Sent] = {}
+    for s in sent:
+        if s.expected != STORED:
+            continue
+        uid = s.user["login"]["uuid"]
+        current = latest.get(uid)
+        if current is None or (s.timestamp_ms, -s.partition, -s.offset) > (current.timestamp_ms, -current.partition, -current.offset):
+            latest[uid] = s
+    return latest
+
+
+def band(age: int) -> str:
+    return next((name for upper, name in BANDS if age < upper), "65+")
+
+
+def group(users: Iterable[tuple[str | None, str | None, int, str | None]]) -> dict[str, tuple[int, int]]:
+    """(nat, gender, age, email domain) per user -> {doc id: (count, ageSum)}, as the contract defines them."""
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for nat, gender, age, domain in users:
+        gender = gender if gender in ("female", "male") else "unknown"
+        for doc in ("total:all", f"nationality:{nat or 'unknown'}", f"gender:{gender}", f"ageBand:{band(age)}",
+                    f"emailDomain:{domain or 'unknown'}"):
+            totals[doc][0] += 1
+            totals[doc][1] += age
+    return {doc: (count, age_sum) for doc, (count, age_sum) in totals.items()}
+
+
+def expected_groups(latest: dict[str, Sent]) -> dict[str, tuple[int, int]]:
+    return group((s.user["nat"], s.user["gender"], s.age, s.user["email"].split("@")[1].lower()) for s in latest.values())
+
+
+def cassandra_profiles(session, keyspace: str) -> dict[str, Any]:
+    return {row.user_id: row for row in session.execute(f"SELECT * FROM {keyspace}.profiles")}
+
+
+def recompute_from_cassandra(profiles: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    return group((r.nat, r.gender, r.age, r.email_domain) for r in profiles.values())
+
+
+def mongo_aggregates(db) -> dict[str, tuple[int, int]]:
+    return {d["_id"]: (d["count"], d["ageSum"]) for d in db["aggregates"].find() if d["count"] or d["ageSum"]}
+
+
+# --- the acceptance checks -----------------------------------------------------------------------
+
+
+def assert_exact(profiles: dict[str, Any], db, sent: list[Sent]) -> None:
+    """Cassandra holds exactly the latest valid version of each user; the aggregates equal both recomputes."""
+    latest = latest_valid(sent)
+    assert set(profiles) == set(latest)
+    wrong = [uid for uid, s in latest.items()
+             if (profiles[uid].nat, profiles[uid].age, profiles[uid].source_offset) != (s.user["nat"], s.age, s.offset)]
+    assert wrong == []
+    aggregates = mongo_aggregates(db)
+    assert aggregates == recompute_from_cassandra(profiles)
+    assert aggregates == expected_groups(latest)
+
+
+def assert_dead_letters(bootstrap: str, topic: str, sent: list[Sent]) -> int:
+    """Exactly the broken records are dead-lettered, with their reason; returns the number of DLQ messages
+    (more than the broken records only if a crashed batch re-sent some: at least once)."""
+    broken = {(s.partition, s.offset): s.expected for s in sent if s.expected not in (STORED, FILTERED)}
+    letters = [json.loads(m.value()) for m in consume_all(bootstrap, f"{topic}.dlq")]
+    assert {(d["source"]["partition"], d["source"]["offset"]): d["reason"] for d in letters} == broken
+    assert all(d["source"]["topic"] == topic and d["payloadBytes"] > 0 for d in letters)
+    return len(letters)
+
+
+def assert_health(db, sent: list[Sent]) -> None:
+    health = db["pipeline_health"].find_one({"_id": "stream"})
+    outcomes = Counter(s.expected for s in sent)
+    assert health["processed"] == len(sent)
+    assert health["filtered"] == outcomes[FILTERED]
+    assert health["rejected"] == len(sent) - outcomes[STORED] - outcomes[FILTERED]
+    assert health["lagRecords"] == 0 and health["freshnessSeconds"] is not None
+
+
+# --- plaintext scan ------------------------------------------------------------------------------
+
+
+def leaked(text: str, needles: set[str]) -> set[str]:
+    """The needles that occur in `text` as whole tokens (not inside a longer word, e.g. digits inside a hex HMAC).
+
+    Fast for many needles: only maximal runs of the needles' characters are searched.
+    """
+    if not needles:
+        return set()
+    alphabet = re.escape("".join(sorted({ch for needle in needles for ch in needle})))
+    lengths = sorted({len(n) for n in needles})
+    found: set[str] = set()
+    for match in re.finditer(f"[{alphabet}]{{{lengths[0]},}}", text):
+        run, base = match.group(), match.start()
+        for length in lengths:
+            for start in range(len(run) - length + 1):
+                candidate = run[start:start + length]
+                if candidate in needles and _isolated(text, base + start, base + start + length):
+                    found.add(candidate)
+    return found
+
+
+def _isolated(text: str, start: int, end: int) -> bool:
+    return (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
+
+
+def files_text(*roots: Path) -> str:
+    parts = []
+    for root in roots:
+        for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+            parts.append(path.read_bytes().decode("utf-8", errors="replace"))
+    return "\n".join(parts)
+
+
+def mongo_text(db) -> str:
+    return "\n".join(json.dumps(doc, default=str, ensure_ascii=False)
+                     for name in db.list_collection_names() for doc in db[name].find())
+
+
+def cassandra_text(profiles: dict[str, Any]) -> str:
+    return "\n".join(json.dumps(row._asdict(), default=str, ensure_ascii=False) for row in profiles.values())
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

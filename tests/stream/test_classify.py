@@ -1,0 +1,118 @@
+"""Classification in Spark (no services): the contract's reasons, ages to the day, addresses, pseudonyms."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+
+from pyspark.sql import DataFrame, SparkSession
+
+from userpipeline.jobs.producer.sanitize import to_message
+from userpipeline.jobs.producer.synthetic import STORED, SyntheticSource, edge_records
+from userpipeline.jobs.stream import transform
+from userpipeline.jobs.stream.pseudonymize import Pseudonymizer
+from userpipeline.jobs.stream.sinks.deadletter import dead_letters
+
+TODAY = date(2025, 6, 15)
+PSEUDONYMIZER = Pseudonymizer(b"unit-test-key", "unit-1")
+KAFKA_SCHEMA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+WHEN = datetime(2025, 6, 15, 12, 0, tzinfo=timezone.utc)
+
+
+def kafka_frame(spark: SparkSession, values: list[bytes | None]) -> DataFrame:
+    rows = [(None, value, "users.raw", 0, offset, WHEN) for offset, value in enumerate(values)]
+    return spark.createDataFrame(rows, KAFKA_SCHEMA)
+
+
+def outcome(row) -> str:
+    return row.reason or (STORED if row.status == transform.VALID else row.status)
+
+
+def classify(spark: SparkSession, values: list[bytes | None], as_of: date = TODAY, minimum_age: int = 18) -> list:
+    frame = transform.classify(kafka_frame(spark, values), as_of, minimum_age, PSEUDONYMIZER)
+    return sorted(frame.collect(), key=lambda row: row.source_offset)
+
+
+def user(**changes) -> dict:
+    base = json.loads(to_message(SyntheticSource(seed=3).record(0).payload).value)
+    return {**base, **changes}
+
+
+def test_edge_records_get_their_expected_outcome(spark):
+    records = edge_records(TODAY)
+    rows = classify(spark, [to_message(r.payload).value for r in records])
+    assert {r.name: outcome(row) for r, row in zip(records, rows)} == {r.name: r.expected for r in records}
+    by_name = {r.name: row for r, row in zip(records, rows)}
+    assert by_name["age_18_today"].age == 18 and by_name["age_120"].age == 120
+    assert by_name["name_emoji"].full_name == "Zoë 🦄 Smith 👩‍💻"
+    assert by_name["name_greek"].full_name == "Αλέξανδρος Παπαδόπουλος"
+
+
+def test_synthetic_broken_records_get_the_generators_reason(spark):
+    records = list(SyntheticSource(seed=11, broken_ratio=0.25, minor_ratio=0.1, today=TODAY).records(0, 400))
+    rows = classify(spark, [to_message(r.payload).value for r in records])
+    mismatches = [(r.index, r.expected, outcome(row), row.detail) for r, row in zip(records, rows) if outcome(row) != r.expected]
+    assert mismatches == []
+    assert {r.expected for r in records} >= {"malformed_json", "not_an_object", "missing_id", "missing_dob",
+                                              "invalid_dob", "wrong_type", "oversized", "filtered", STORED}
+
+
+ODD_VALUES = [
+    (None, "malformed_json"),
+    (b"", "malformed_json"),
+    (b"\xff\xfe{\"a\": 1}", "malformed_json"),
+    (b"null", "not_an_object"),
+    (b"42", "not_an_object"),
+    (json.dumps(user(login={"uuid": 12345})).encode(), "wrong_type"),
+    (json.dumps(user(email={"a": 1})).encode(), "wrong_type"),
+    (json.dumps(user(dob={"date": 631152000, "age": 30})).encode(), "wrong_type"),
+    (json.dumps(user(login={"uuid": "   "})).encode(), "missing_id"),
+    (json.dumps(user(dob={"date": "2025-02-29T00:00:00Z", "age": 1})).encode(), "invalid_dob"),
+]
+
+
+def test_odd_values_are_rejected_with_a_reason(spark):
+    rows = classify(spark, [value for value, _ in ODD_VALUES])
+    assert [(row.status, row.reason) for row in rows] == [(transform.REJECTED, reason) for _, reason in ODD_VALUES]
+
+
+def test_age_counts_the_birthday_itself_including_29_february(spark):
+    leap = json.dumps(user(dob={"date": "2008-02-29T23:59:59.999Z", "age": 18})).encode()
+    assert [row.status for row in classify(spark, [leap], as_of=date(2026, 2, 28))] == [transform.FILTERED]
+    [row] = classify(spark, [leap], as_of=date(2026, 3, 1))
+    assert (row.status, row.age, row.api_age) == (transform.VALID, 18, 18)
+    [young] = classify(spark, [leap], as_of=date(2026, 2, 28), minimum_age=0)
+    assert (young.status, young.age) == (transform.VALID, 17)
+
+
+def test_postcode_number_and_string_give_the_same_address_pseudonym(spark):
+    base = user()
+    as_int = {**base, "location": {**base["location"], "postcode": 75001}}
+    as_str = {**base, "location": {**base["location"], "postcode": "75001"}}
+    rows = classify(spark, [json.dumps(as_int).encode(), json.dumps(as_str).encode()])
+    loc = base["location"]
+    address = f"{loc['street']['number']} {loc['street']['name']}, {loc['city']}, {loc['state']}, 75001, {loc['country']}"
+    assert rows[0].address_hmac == rows[1].address_hmac == PSEUDONYMIZER.digest("address", address)
+
+
+def test_profile_columns_hold_pseudonyms_and_no_plaintext(spark):
+    base = user(email="Ann.Lee@Example.COM")
+    bad_utf8 = json.dumps(user(name={"title": "Mr", "first": "Jo#", "last": "Li"})).encode().replace(b"#", b"\xff")
+    row, odd = classify(spark, [json.dumps(base).encode(), bad_utf8])
+    assert odd.status == transform.VALID and odd.full_name.startswith("Jo")
+    assert row.email_domain == "example.com"
+    assert row.email_hmac == PSEUDONYMIZER.digest("email", "ann.lee@example.com")
+    assert row.phone_hmac == PSEUDONYMIZER.digest("phone", base["phone"])
+    assert row.cell_hmac == PSEUDONYMIZER.digest("cell", base["cell"])
+    text = json.dumps(row.asDict(), default=str)
+    assert base["phone"] not in text and base["cell"] not in text and "Ann.Lee" not in text
+
+
+def test_dead_letter_record_has_the_contract_shape(spark):
+    big = b'{"x": "' + b"a" * (70 * 1024) + b'"'
+    frame = transform.classify(kafka_frame(spark, [big, b"[1]"]), TODAY, 18, PSEUDONYMIZER)
+    records = sorted((json.loads(row.value) for row in dead_letters(frame).collect()), key=lambda r: r["source"]["offset"])
+    assert [r["reason"] for r in records] == ["malformed_json", "not_an_object"]
+    assert records[0]["source"] == {"topic": "users.raw", "partition": 0, "offset": 0, "timestamp": int(WHEN.timestamp() * 1000)}
+    assert records[0]["payloadBytes"] == len(big) and len(records[0]["payload"].encode()) == 64 * 1024
+    assert records[1]["payload"] == "[1]" and set(records[1]) == {"reason", "detail", "source", "payload", "payloadBytes"}

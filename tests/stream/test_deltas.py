@@ -1,0 +1,73 @@
+"""Aggregate deltas: who counts where, which version wins, and what a re-run changes (nothing)."""
+
+from datetime import date
+
+from userpipeline.jobs.stream.deltas import Delta, Profile, Stored, age_band, dimension_keys, latest_per_user, plan_batch
+
+
+def profile(uid: str, ts: int, *, offset: int = 0, partition: int = 0, nat: str | None = "FR", gender: str | None = "female",
+            age: int = 30, domain: str | None = "example.com") -> Profile:
+    return Profile(uid, "Ann Lee", gender, nat, age, age, date(1990, 1, 1), domain, "e", "p", "c", "a", None, ts, partition, offset)
+
+
+def stored(p: Profile) -> Stored:
+    return Stored(p.user_id, p.gender, p.nat, p.age, p.email_domain, p.event_time_ms, p.source_partition, p.source_offset)
+
+
+def as_dict(deltas: list[Delta]) -> dict[str, tuple[int, int]]:
+    return {d.doc_id: (d.count, d.age_sum) for d in deltas}
+
+
+def test_age_bands_cover_every_age():
+    assert [age_band(a) for a in (0, 17, 18, 24, 25, 34, 35, 44, 45, 54, 55, 64, 65, 120)] == [
+        "0-17", "0-17", "18-24", "18-24", "25-34", "25-34", "35-44", "35-44", "45-54", "45-54", "55-64", "55-64", "65+", "65+"]
+
+
+def test_missing_or_odd_values_count_as_unknown():
+    keys = dict(dimension_keys(profile("u", 1, nat=None, gender="other", domain=None)))
+    assert keys == {"total": "all", "nationality": "unknown", "gender": "unknown", "ageBand": "25-34", "emailDomain": "unknown"}
+
+
+def test_latest_record_per_user_wins_and_first_offset_breaks_ties():
+    a1, a2, a3 = profile("a", 100, offset=1), profile("a", 200, offset=2), profile("a", 200, offset=3)
+    b1 = profile("b", 50, offset=4)
+    latest = {p.user_id: p for p in latest_per_user([a3, b1, a1, a2])}
+    assert latest["a"] is a2 and latest["b"] is b1
+
+
+def test_new_users_are_added_everywhere():
+    plan = plan_batch([profile("a", 1, age=30), profile("b", 1, nat="DE", age=40)], {})
+    assert as_dict(plan.deltas) == {
+        "total:all": (2, 70), "nationality:FR": (1, 30), "nationality:DE": (1, 40), "gender:female": (2, 70),
+        "ageBand:25-34": (1, 30), "ageBand:35-44": (1, 40), "emailDomain:example.com": (2, 70)}
+    assert len(plan.writes) == 2
+
+
+def test_a_resent_user_moves_between_groups():
+    old = profile("a", 1, nat="FR", gender="female", age=30, domain="a.com")
+    new = profile("a", 2, nat="DE", gender="male", age=45, domain="b.com")
+    plan = plan_batch([new], {"a": stored(old)})
+    assert as_dict(plan.deltas) == {
+        "total:all": (0, 15), "nationality:FR": (-1, -30), "nationality:DE": (1, 45), "gender:female": (-1, -30),
+        "gender:male": (1, 45), "ageBand:25-34": (-1, -30), "ageBand:45-54": (1, 45), "emailDomain:a.com": (-1, -30),
+        "emailDomain:b.com": (1, 45)}
+    assert plan.writes == [new]
+
+
+def test_an_unchanged_resend_writes_but_adds_nothing():
+    old, new = profile("a", 1), profile("a", 2, offset=9)
+    plan = plan_batch([new], {"a": stored(old)})
+    assert plan.deltas == [] and plan.writes == [new]
+
+
+def test_an_older_or_tied_record_changes_nothing():
+    current = profile("a", 10, offset=5, nat="DE")
+    for late in (profile("a", 9, offset=7, nat="FR"), profile("a", 10, offset=8, nat="FR")):
+        plan = plan_batch([late], {"a": stored(current)})
+        assert plan.deltas == [] and plan.writes == []
+
+
+def test_rerun_of_a_written_batch_rewrites_the_same_rows_without_deltas():
+    p = profile("a", 10, offset=5)
+    plan = plan_batch([p], {"a": stored(p)})
+    assert plan.deltas == [] and plan.writes == [p]

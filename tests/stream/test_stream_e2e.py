@@ -1,0 +1,153 @@
+"""The streaming job against real Kafka, Cassandra and FerretDB, in this process's SparkSession.
+
+Each test has its own topic, keyspace and database. The exactness checks compare three things that
+are computed independently: what was published (the expected latest version of every user), what
+Cassandra holds, and the MongoDB aggregates.
+"""
+
+from __future__ import annotations
+
+import random
+import pytest
+
+from userpipeline.jobs.producer.synthetic import STORED, SyntheticSource, edge_records, make_user, utc_today
+from userpipeline.jobs.stream import job
+from userpipeline.jobs.stream.sinks.cassandra import TABLE
+
+from stream.streamkit import (
+    assert_dead_letters, assert_exact, assert_health, cassandra_profiles, create_topics, isolated, latest_valid, publish,
+    unique, wait_until, write_spec,
+)
+
+pytestmark = pytest.mark.slow
+
+
+class Run:
+    """One job run in the test's SparkSession, with the test's own topic, keyspace and database."""
+
+    def __init__(self, spark, endpoints, tmp_path, *, max_records: int = 5000):
+        self.name = unique("stream")
+        self.topic = self.name.replace("_", "-")
+        self.spec = write_spec(tmp_path / "pipeline.yaml", self.topic, max_records=max_records)
+        self.endpoints = isolated(endpoints, self.name)
+        self.settings = job.StreamSettings.from_spec(self.spec, tmp_path / "checkpoint")
+        create_topics(self.endpoints.kafka_bootstrap, self.spec)
+        self.spark = spark
+        self.query = self.processor = None
+
+    def start(self) -> None:
+        self.query, self.processor = job.start(self.spark, self.settings, self.endpoints)
+
+    def process_all(self) -> None:
+        self.query.processAllAvailable()
+        assert self.query.exception() is None
+
+    def stop(self) -> None:
+        if self.query is not None:
+            self.query.stop()
+            self.processor.close()
+
+    @property
+    def db(self):
+        return self.processor.aggregates.client[self.name]
+
+    def profiles(self, cassandra) -> dict:
+        session = cassandra.session()
+        try:
+            return cassandra_profiles(session, self.name)
+        finally:
+            session.cluster.shutdown()
+
+
+@pytest.fixture
+def run(spark, endpoints, tmp_path):
+    runs: list[Run] = []
+
+    def make(**kwargs) -> Run:
+        runs.append(Run(spark, endpoints, tmp_path, **kwargs))
+        return runs[-1]
+
+    yield make
+    for r in runs:
+        r.stop()
+
+
+def synthetic(source: SyntheticSource, start: int, stop: int) -> list[tuple]:
+    return [(r.payload, r.expected, r.age) for r in source.records(start, stop)]
+
+
+def test_20k_records_with_broken_ones_then_resends_and_old_replays(run, cassandra):
+    r = run(max_records=5000)
+    source = SyntheticSource(seed=7, broken_ratio=0.05, minor_ratio=0.05)
+    sent = publish(r.endpoints.kafka_bootstrap, r.topic, synthetic(source, 0, 20_000))
+    r.start()
+    r.process_all()
+    assert_exact(r.profiles(cassandra), r.db, sent)
+    assert_dead_letters(r.endpoints.kafka_bootstrap, r.topic, sent)
+    assert_health(r.db, sent)
+
+    # The same users again: 400 with new fields (nationality, gender, email, age all change); then first
+    # versions replayed with their original timestamps, 100 older than the new fields and 100 equal to the
+    # stored version's (a later offset does not win a tie): those must change nothing.
+    stored = [s for s in sent if s.expected == STORED][:600]
+    rng, today = random.Random(5), utc_today()
+    changed = []
+    for s in stored[:400]:
+        age = rng.randint(18, 90)
+        changed.append((make_user(rng, s.user["login"]["uuid"], age, today), STORED, age))
+    sent += publish(r.endpoints.kafka_bootstrap, r.topic, changed)
+    replayed = stored[:100] + stored[400:500]
+    sent += publish(r.endpoints.kafka_bootstrap, r.topic, [(s.payload, STORED, s.age) for s in replayed],
+                    timestamps_ms=[s.timestamp_ms for s in replayed])
+    r.process_all()
+    assert_exact(r.profiles(cassandra), r.db, sent)
+    assert_health(r.db, sent)
+
+    session = cassandra.session()
+    try:
+        ttl = session.execute("SELECT default_time_to_live FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
+                              (r.name, TABLE)).one().default_time_to_live
+        uid = stored[300].user["login"]["uuid"]
+        written = session.execute(f"SELECT writetime(nat) AS w FROM {r.name}.profiles WHERE user_id = %s", (uid,)).one().w
+    finally:
+        session.cluster.shutdown()
+    assert ttl == 30 * 86400
+    assert written == latest_valid(sent)[uid].timestamp_ms * 1000
+
+
+def test_edge_records(run, cassandra):
+    r = run()
+    today = utc_today()
+    records = edge_records(today)
+    sent = publish(r.endpoints.kafka_bootstrap, r.topic, [(e.payload, e.expected, None) for e in records])
+    r.start()
+    r.process_all()
+    assert utc_today() == today, "the day changed during the test; rerun it"
+    profiles = r.profiles(cassandra)
+    stored = {e.name: e for e in records if e.expected == STORED}
+    assert set(profiles) == {e.marker for e in stored.values()}
+    by_name = {name: profiles[e.marker] for name, e in stored.items()}
+    assert by_name["age_18_today"].age == 18 and by_name["age_120"].age == 120
+    for name in ("name_greek", "name_cyrillic", "name_arabic", "name_cjk", "name_emoji"):
+        user = stored[name].payload
+        assert by_name[name].full_name == f"{user['name']['first']} {user['name']['last']}"
+    assert_dead_letters(r.endpoints.kafka_bootstrap, r.topic, sent)
+    health = r.db["pipeline_health"].find_one({"_id": "stream"})
+    assert (health["processed"], health["rejected"], health["filtered"]) == (len(records), 2, 2)
+
+
+def test_kafka_restart_mid_run(run, cassandra, kafka):
+    r = run(max_records=2000)
+    source = SyntheticSource(seed=8, broken_ratio=0.05, minor_ratio=0.05)
+    sent = publish(r.endpoints.kafka_bootstrap, r.topic, synthetic(source, 0, 20_000))
+    r.start()
+    health = r.db["pipeline_health"]
+    wait_until(lambda: (health.find_one({"_id": "stream"}) or {}).get("processed", 0) >= 4000, 300, "the first batches")
+    kafka.restart()
+    wait_until(lambda: (health.find_one({"_id": "stream"}) or {}).get("processed", 0) >= len(sent)
+               or r.query.exception() is not None, 600, "all records after the Kafka restart")
+    assert r.query.exception() is None
+    r.process_all()
+    assert_exact(r.profiles(cassandra), r.db, sent)
+    assert_dead_letters(r.endpoints.kafka_bootstrap, r.topic, sent)
+    assert_health(r.db, sent)
