@@ -4,7 +4,6 @@ served by its real CLI (gunicorn), and a headless Chromium."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -16,16 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from pymongo.database import Database
-from selenium import webdriver
 
 from dashboard.dashboard_support import wait_for
 from userpipeline.operator.local.services.ports import free_port
-
-CHROME_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--window-size=1440,900",
-)
-
 
 @pytest.fixture
 def store_db(mongo: Any) -> Iterator[Database[dict[str, Any]]]:
@@ -73,18 +65,3 @@ def serve_dashboard(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
     for dashboard in started:
         dashboard.process.terminate()
         dashboard.process.wait(15)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[webdriver.Chrome]:
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and chromedriver):
-        pytest.fail("chromium/chromedriver missing: run `python3.11 tools/bootstrap.py --only browser`")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=chromedriver))
-    yield driver
-    driver.quit()
