@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import yaml
 from kubernetes import client
 
 from userpipeline.operator.kube.client import ApiException, Kube
+from harness.polling import wait_for  # noqa: F401 - used by the operator tests
 
 ROOT = Path(__file__).resolve().parents[2]
 # The project's shared material sits beside the clone (../shared), on developers' machines and in CI.
@@ -22,19 +20,6 @@ UPSTREAM_CRDS = [
     SHARED_CRDS / "strimzi" / "043-Crd-kafkatopic.yaml",
     SHARED_CRDS / "spark-operator" / "sparkoperator.k8s.io_sparkapplications.yaml",
 ]
-T = TypeVar("T")
-
-
-def wait_for(condition: Callable[[], T], timeout: float = 30, interval: float = 0.1, what: str = "") -> T:
-    """Poll until `condition()` is truthy and return it; fail with the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}; last value: {last!r}")
 
 
 def install_crds(kube: Kube, files: list[Path] | None = None, timeout: float = 60) -> list[str]:

@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from harness.polling import wait_for
 from userpipeline.operator.local.platform import LocalPlatform
 from userpipeline.operator.local.services.ports import free_port
 
@@ -23,16 +23,6 @@ pytestmark = pytest.mark.timeout(1200)
 def cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "userpipeline.operator.cli", *args, "--state-dir", str(state_dir)],
                           capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def write_spec(path: Path, **spec) -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from harness.polling import wait_for  # noqa: F401 - used by the producer tests
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "randomuser"
 ONE_MIB = 1024 * 1024
@@ -139,16 +140,6 @@ def start_producer(spec: Path, bootstrap: str, log: Path, *args: str) -> subproc
     env = {**os.environ, "USERPIPELINE_KAFKA_BOOTSTRAP": bootstrap, "USERPIPELINE_LOG_FORMAT": "json"}
     with open(log, "ab") as out:
         return subprocess.Popen(producer_command(spec, *args), stdout=out, stderr=subprocess.STDOUT, env=env)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def read_progress(path: Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from userpipeline.jobs.producer.publisher import ensure_topics, producer_config
 from userpipeline.jobs.producer.sanitize import to_message
 from userpipeline.jobs.producer.synthetic import FILTERED, STORED
 from userpipeline.operator.spec.model import UserPipelineSpec, load_userpipeline
+from harness.polling import wait_for as wait_until  # noqa: F401 - used by the stream tests
 
 BANDS = ((18, "0-17"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (55, "45-54"), (65, "55-64"))
 
@@ -250,11 +251,3 @@ def cassandra_text(profiles: dict[str, Any]) -> str:
     return "\n".join(json.dumps(row._asdict(), default=str, ensure_ascii=False) for row in profiles.values())
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
