@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPEC ?= manifests/samples/local.yaml
 PYTEST_ARGS ?=
+# Two workers, one test file per worker at a time: most tests wait on real services, so overlapping them
+# cuts the run from about 11 to 8.5 minutes on 2 cores. PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 2
 # Never put the clone's root on sys.path: its `operator/` folder would shadow the standard library.
 export PYTHONSAFEPATH := 1
 
@@ -25,7 +28,7 @@ status:  ## Show services, pids, ports and pipeline progress
 	@$(VENV)/bin/userpipeline status
 
 test: bootstrap  ## Run the test suite against real services
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: bootstrap  ## Run the benchmarks (numbers and ratios against same-run baselines)
 	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -29,7 +29,7 @@ def apply_profile_ttl(session: Session, keyspace: str, seconds: int) -> str | No
     if row.default_time_to_live == seconds:
         return None
     session.execute(f'ALTER TABLE "{keyspace}".{PROFILES_TABLE} WITH default_time_to_live = {int(seconds)}')
-    return f"Cassandra {keyspace}.{PROFILES_TABLE} default_time_to_live {row.default_time_to_live} -> {seconds}"
+    return f"Cassandra {keyspace}.{PROFILES_TABLE} default_time_to_live {row.default_time_to_live}s -> {seconds}s"
 
 
 def apply_aggregate_retention(db: Database, seconds: int, updated_by: str) -> str | None:

@@ -16,10 +16,11 @@ from cassandra.policies import RoundRobinPolicy
 
 from userpipeline.operator.kube.parts import Context, Outcome, failed
 from userpipeline.operator.kube.secrets import SecretProblem, read_secret
+from userpipeline.operator.retention import PROFILES_TABLE as TABLE
+from userpipeline.operator.retention import TableMissing, apply_profile_ttl
 from userpipeline.operator.spec import parse_duration
 
 CONDITION = "CassandraTTL"
-TABLE = "profiles"
 _KEYSPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 
 
@@ -75,20 +76,13 @@ def reconcile(ctx: Context) -> Outcome:
         return failed(CONDITION, "SecretInvalid",
                       f"keyspace {keyspace!r} in Secret {ctx.settings.cassandra_secret} is not a valid name")
     desired = parse_duration(ctx.spec.retention.profiles)
-    changes = []
     try:
         session = SESSIONS.get(hosts, user, password, ctx.settings.store_timeout_seconds)
-        row = session.execute("SELECT default_time_to_live FROM system_schema.tables "
-                              "WHERE keyspace_name = %s AND table_name = %s", (keyspace, TABLE)).one()
-        if row is None:
-            return failed(CONDITION, "TableMissing",
-                          f"table {keyspace}.{TABLE} does not exist yet (the streaming job creates it); retrying")
-        if row.default_time_to_live != desired:
-            session.execute(f'ALTER TABLE "{keyspace}".{TABLE} WITH default_time_to_live = {desired}')
-            changes.append(f"Cassandra {keyspace}.{TABLE} default_time_to_live "
-                           f"{row.default_time_to_live}s -> {desired}s")
+        change = apply_profile_ttl(session, keyspace, desired)
+    except TableMissing as missing:
+        return failed(CONDITION, "TableMissing", f"{missing}; retrying")
     except (NoHostAvailable, DriverException, OSError) as exc:
         SESSIONS.drop(hosts, user, password)
         return failed(CONDITION, "Unreachable", f"Cassandra at {hosts}: {type(exc).__name__}: {str(exc)[:300]}")
     return Outcome(CONDITION, True, "Applied", f"{keyspace}.{TABLE} default_time_to_live {desired}s",
-                   {"profilesTtlSeconds": desired}, changes)
+                   {"profilesTtlSeconds": desired}, [change] if change else [])

@@ -6,7 +6,6 @@ this document and deletes expired aggregates itself, the same against MongoDB an
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 
 from pymongo import MongoClient
@@ -15,11 +14,12 @@ from pymongo.uri_parser import parse_uri
 
 from userpipeline.operator.kube.parts import Context, Outcome, failed
 from userpipeline.operator.kube.secrets import SecretProblem, read_secret
+from userpipeline.operator.retention import RETENTION_DOCUMENT as DOCUMENT_ID
+from userpipeline.operator.retention import SETTINGS_COLLECTION as COLLECTION
+from userpipeline.operator.retention import apply_aggregate_retention
 from userpipeline.operator.spec import parse_duration
 
 CONDITION = "MongoRetention"
-COLLECTION = "settings"
-DOCUMENT_ID = "retention"
 
 
 class Clients:
@@ -66,17 +66,11 @@ def reconcile(ctx: Context) -> Outcome:
         return failed(CONDITION, problem.reason, problem.message)
     uri, database = secret["uri"], secret.get("database", "userpipeline")
     desired = parse_duration(ctx.spec.retention.aggregates)
-    changes = []
     try:
-        settings = CLIENTS.get(uri, ctx.settings.store_timeout_seconds)[database][COLLECTION]
-        current = (settings.find_one({"_id": DOCUMENT_ID}) or {}).get("aggregatesSeconds")
-        if current != desired:
-            settings.update_one({"_id": DOCUMENT_ID}, {"$set": {
-                "aggregatesSeconds": desired, "updatedAt": dt.datetime.now(dt.timezone.utc),
-                "updatedBy": f"{ctx.namespace}/{ctx.name}"}}, upsert=True)
-            changes.append(f"MongoDB {database}.{COLLECTION} aggregatesSeconds {current} -> {desired}")
+        db = CLIENTS.get(uri, ctx.settings.store_timeout_seconds)[database]
+        change = apply_aggregate_retention(db, desired, f"{ctx.namespace}/{ctx.name}")
     except (PyMongoError, ValueError) as exc:
         CLIENTS.drop(uri)
         return failed(CONDITION, "Unreachable", f"MongoDB at {_where(uri)}: {type(exc).__name__}: {str(exc)[:300]}")
     return Outcome(CONDITION, True, "Applied", f"{database}.{COLLECTION} aggregatesSeconds {desired}",
-                   {"aggregatesRetentionSeconds": desired}, changes)
+                   {"aggregatesRetentionSeconds": desired}, [change] if change else [])
