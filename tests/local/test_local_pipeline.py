@@ -126,7 +126,8 @@ def test_retention_edits_reach_kafka_cassandra_and_mongodb(pipeline):
 
 
 FIGURE_JS = """
-const gd = document.getElementById(arguments[0]).querySelector('.js-plotly-plot');
+const card = document.getElementById(arguments[0]);  // null until Dash has rendered the layout
+const gd = card && card.querySelector('.js-plotly-plot');
 if (!gd || !gd.data || !gd.data.length) return null;
 return {x: Array.from(gd.data[0].x || []), customdata: Array.from(gd.data[0].customdata || [])};
 """
@@ -167,4 +168,4 @@ def test_dashboard_shows_what_the_real_pipeline_stored(pipeline, browser):
     shown = dict(zip(bars["customdata"], bars["x"]))
     assert sum(shown.values()) == total
     assert all(shown[nat] == count for nat, count in per_nat.items() if nat in shown)
-    assert f"{total:,}" in browser.find_element("id", "headline").text
+    wait_for(lambda: f"{total:,}" in browser.find_element("id", "headline").text, 30, f"the headline total {total:,}")
