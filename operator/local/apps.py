@@ -7,7 +7,6 @@ infrastructure in its environment.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 
 from userpipeline.jobs.endpoints import Endpoints
 from userpipeline.operator.local.artifacts import load_artifacts
-from userpipeline.operator.local.services.base import Service
+from userpipeline.operator.local.services.base import Service, read_json
 
 
 class AppService(Service):
@@ -61,10 +60,7 @@ class ProducerApp(AppService):
         return self.pid() is not None and self.progress_file.exists()
 
     def progress(self) -> dict:
-        try:
-            return json.loads(self.progress_file.read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_json(self.progress_file)
 
 
 class StreamApp(AppService):
@@ -106,10 +102,7 @@ class ReconcilerApp(AppService):
         return self.pid() is not None and self.status_file.exists()
 
     def conditions(self) -> dict:
-        try:
-            return json.loads(self.status_file.read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_json(self.status_file)
 
 
 class DashboardApp(AppService):

@@ -26,6 +26,14 @@ from userpipeline.operator.local.services.ports import port_is_free
 log = structlog.get_logger()
 
 
+def read_json(path: Path) -> dict:
+    """A small JSON file another process writes; {} while it is missing or half-written."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 class ServiceError(RuntimeError):
     """A service could not be started or stopped; the message says what to do."""
 
@@ -215,10 +223,7 @@ class Service(ABC):
         return "\n".join(text.splitlines()[-lines:])
 
     def _read_state(self) -> dict:
-        try:
-            return json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_json(self.state_file)
 
     def _write_state(self, state: dict) -> None:
         self.state_file.write_text(json.dumps(state))
