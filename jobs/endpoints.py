@@ -26,6 +26,10 @@ class Endpoints(BaseModel):
     mongo_database: str = "userpipeline"
     hmac_key: SecretStr | None = Field(None, description="Key of the PII pseudonymisation HMAC")
     hmac_key_id: str = "local-1"
+    # Who owns the topics and the table options: the jobs themselves locally; on Kubernetes the operator
+    # (Strimzi KafkaTopics, its CassandraTTL part), which sets both to false in the pods it makes.
+    manage_topics: bool = Field(True, description="Create the raw and dead-letter topics and apply their configs")
+    manage_table_options: bool = Field(True, description="Bring the profiles table's TTL to spec.retention.profiles")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Endpoints":
@@ -57,8 +61,20 @@ class Endpoints(BaseModel):
         return Cluster([host for host, _ in points], port=points[0][1], protocol_version=5, **kwargs)
 
     def cassandra_contact_points(self) -> list[tuple[str, int]]:
-        points = []
-        for item in self.cassandra_hosts.split(","):
-            host, _, port = item.strip().rpartition(":")
-            points.append((host or "127.0.0.1", int(port)))
-        return points
+        return parse_hosts(self.cassandra_hosts, CASSANDRA_PORT)
+
+
+CASSANDRA_PORT = 9042
+
+
+def parse_hosts(text: str, default_port: int) -> list[tuple[str, int]]:
+    """`host[:port][,host[:port]...]` -> [(host, port)]: the one rule for every hosts setting, wherever it comes from."""
+    points = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        host, colon, port = item.rpartition(":")
+        if not colon or not port.isdigit() or host.endswith(":"):  # no port (or a bare IPv6 address)
+            host, port = item, str(default_port)
+        points.append((host.strip("[]"), int(port)))
+    if not points:
+        raise ValueError(f"no hosts in {text!r}: write host[:port][,host[:port]...]")
+    return points

@@ -157,7 +157,9 @@ def step_ferretdb(manifest: dict) -> None:
 
 def step_kube(manifest: dict) -> None:
     spec = VERSIONS["kube"]
-    binary = CACHE / "bin" / f"kube-{spec['version']}-etcd-{spec['etcd']}"
+    module = ROOT / spec["module"]
+    # Keyed by the wrapper's own source too: a new command in it (e.g. the controller-manager) means a new build.
+    binary = CACHE / "bin" / f"kube-{spec['version']}-etcd-{spec['etcd']}-{digest(module / 'main.go', module / 'go.mod')}"
     major, minor, _ = spec["version"].split(".")
     # Without these the API server reports v0.0.0 and derives its emulation version from it.
     version_pkg = "k8s.io/component-base/version"
