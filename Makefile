@@ -4,13 +4,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPEC ?= manifests/samples/local.yaml
 PYTEST_ARGS ?=
+CHAOS_ARGS ?=
+# Passed to the cluster scripts, e.g. CLUSTER_ARGS=--dry-run (print the commands without running them).
+CLUSTER_ARGS ?=
 # Two workers, one test file per worker at a time: most tests wait on real services, so overlapping them
 # cuts the run from about 11 to 8.5 minutes on 2 cores. PYTEST_WORKERS=0 runs serially.
 PYTEST_WORKERS ?= 2
 # Never put the clone's root on sys.path: its `operator/` folder would shadow the standard library.
 export PYTHONSAFEPATH := 1
 
-.PHONY: help bootstrap up down status test bench crd clean
+.PHONY: help bootstrap up down status test bench crd clean images kind minikube chaos
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +35,18 @@ test: bootstrap  ## Run the test suite against real services
 
 bench: bootstrap  ## Run the benchmarks (numbers and ratios against same-run baselines)
 	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+images:  ## Build the images with Docker or Podman (names and tag from the chart; docs/kubernetes.md)
+	@bash tools/cluster/images.sh $(CLUSTER_ARGS)
+
+kind:  ## From nothing to a running pipeline on kind: cluster, cert-manager, images, chart, a pipeline
+	@bash tools/cluster/kind.sh $(CLUSTER_ARGS)
+
+minikube:  ## The same on minikube (ingress addon); CLUSTER_ARGS=--dry-run prints the commands
+	@bash tools/cluster/minikube.sh $(CLUSTER_ARGS)
+
+chaos: bootstrap  ## Chaos soak of the local pipeline (default 10 min; CHAOS_ARGS="--minutes 3")
+	@$(PY) tests/chaos/soak.py $(CHAOS_ARGS)
 
 crd: bootstrap  ## Regenerate the UserPipeline CRD from the spec model
 	@$(PY) -m userpipeline.operator.crd > charts/userpipeline/crds/userpipelines.userpipeline.io.yaml

@@ -1,7 +1,8 @@
 """The container images and skaffold.yaml, checked statically (no Docker engine needed).
 
-hadolint lints both Dockerfiles; skaffold.yaml validates against skaffold's schema and its image values
-reach the operator's Deployment; the wheel built from exactly the files the Dockerfiles copy (minus their
+hadolint lints both Dockerfiles; their base images are build arguments with public defaults; skaffold.yaml
+validates against skaffold's schema (vendored) and its values render with the chart: both images reach the
+operator's Deployment and its port-forward names the chart's pipeline's dashboard; the wheel built from exactly the files the Dockerfiles copy (minus their
 .dockerignore) holds every package and the dashboard's assets; images/spark/stream.py hands the
 operator's driver environment to the streaming CLI in a form that CLI parses; the images' users and
 versions agree with the operator and the pins.
@@ -38,8 +39,9 @@ IMAGES = ROOT / "images"
 APP_DOCKERFILE = IMAGES / "userpipeline" / "Dockerfile"
 SPARK_DOCKERFILE = IMAGES / "spark" / "Dockerfile"
 STREAM_PY = IMAGES / "spark" / "stream.py"
-SHARED = Path(os.environ.get("USERPIPELINE_SHARED_DIR", ROOT.parent / "shared"))
-SKAFFOLD_SCHEMA = SHARED / "schemas" / "skaffold-v4beta14.json"
+SKAFFOLD_SCHEMA = ROOT / "tests" / "fixtures" / "upstream" / "schemas" / "skaffold-v4beta14.json"
+CHART = ROOT / "charts" / "userpipeline"
+SUBCHARTS = ("strimzi-kafka-operator", "k8ssandra-operator", "spark-operator", "mongodb-kubernetes")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 VERSIONS = tomllib.loads((ROOT / "tools" / "versions.toml").read_text())
 PACKAGE_FOLDERS = ("operator", "jobs", "dashboard")  # setup.py FOLDERS
@@ -68,6 +70,19 @@ def instructions(dockerfile: Path) -> list[tuple[int, str, str]]:
         stage += keyword.upper() == "FROM"
         out.append((stage, keyword.upper(), args.strip()))
     return out
+
+
+def arg_defaults(dockerfile: Path) -> dict[str, str]:
+    """The ARGs declared before the first FROM (the base images), with their defaults."""
+    return dict(args.partition("=")[::2] for stage, keyword, args in instructions(dockerfile)
+                if stage == -1 and keyword == "ARG")
+
+
+def base_images(dockerfile: Path, build_args: dict[str, str] | None = None) -> list[str]:
+    """Each stage's base image, with the build arguments (default: the ARGs' defaults) substituted."""
+    values = {**arg_defaults(dockerfile), **(build_args or {})}
+    stages = [args.split()[0] for _, keyword, args in instructions(dockerfile) if keyword == "FROM"]
+    return [re.sub(r"\$\{(\w+)\}", lambda m: values[m[1]], image) for image in stages]
 
 
 def final_stage(dockerfile: Path) -> list[tuple[str, str]]:
@@ -210,17 +225,95 @@ def test_hadolint_passes(dockerfile: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# --- base images ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dockerfile", [APP_DOCKERFILE, SPARK_DOCKERFILE], ids=["userpipeline", "spark"])
+def test_every_base_image_is_a_build_argument_with_a_public_default(dockerfile: Path) -> None:
+    froms = [args.split()[0] for _, keyword, args in instructions(dockerfile) if keyword == "FROM"]
+    defaults = arg_defaults(dockerfile)
+    assert froms and all(re.fullmatch(r"\$\{\w+\}", image) for image in froms), froms
+    assert {image[2:-1] for image in froms} == set(defaults)
+    assert all(re.fullmatch(r"[a-z0-9./-]+:[\w.-]+", image) for image in defaults.values()), defaults
+
+
+def test_one_build_argument_swaps_the_python_base_of_both_images() -> None:
+    """The same Dockerfiles build on another base (e.g. a Debian one made with debootstrap): no second set."""
+    debian = {"PYTHON_IMAGE": "localhost/debian-python:bookworm"}
+    assert set(base_images(APP_DOCKERFILE, debian)) == {debian["PYTHON_IMAGE"]}
+    assert debian["PYTHON_IMAGE"] in base_images(SPARK_DOCKERFILE, debian)
+    assert sorted(p.name for p in IMAGES.rglob("*Dockerfile*") if not p.name.endswith(".dockerignore")) == [
+        "Dockerfile", "Dockerfile"]
+
+
 # --- skaffold -------------------------------------------------------------------------------------------
 
 def skaffold() -> dict:
     return yaml.safe_load((ROOT / "skaffold.yaml").read_text())
 
 
+def release(config: dict, name: str) -> dict:
+    return next(r for r in config["deploy"]["helm"]["releases"] if r["name"] == name)
+
+
+def skaffold_values(config: dict, built: dict[str, str]) -> dict[str, object]:
+    """The chart values skaffold sets (--set), with the build's image names filled into the templates."""
+    ours = release(config, "userpipeline")
+    filled = {key: re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: built[m[1]], value)
+              for key, value in ours["setValueTemplates"].items()}
+    return {**ours.get("setValues", {}), **filled}
+
+
+def with_profile(config: dict, name: str) -> dict:
+    """The config with a profile's JSON patches applied (only `add`/`replace` of mapping keys are used)."""
+    config = json.loads(json.dumps(config))
+    profile = next(p for p in config["profiles"] if p["name"] == name)
+    for patch in profile["patches"]:
+        assert patch["op"] in ("add", "replace"), patch
+        *parents, leaf = patch["path"].strip("/").split("/")
+        node = config
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[leaf] = patch["value"]
+    return config
+
+
+def helm_template(values: dict[str, object], *show: str) -> list[dict]:
+    """`helm template` of the real chart (operator subcharts off, as they do not change our templates)."""
+    from kube.chart import helm_binary
+
+    sets = []
+    for key, value in values.items():
+        sets += ["--set-string", f"{key}={value}"] if isinstance(value, str) else ["--set", f"{key}={json.dumps(value)}"]
+    subcharts = [arg for name in SUBCHARTS for arg in ("--set", f"{name}.enabled=false")]
+    shown = [arg for path in show for arg in ("-s", path)]
+    out = subprocess.run([helm_binary(), "template", "userpipeline", str(CHART), "--namespace", "userpipeline",
+                          *subcharts, *sets, *shown], check=True, capture_output=True, text=True).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def test_the_schema_check_names_a_wrong_key() -> None:
+    config = skaffold()
+    config["portForward"][0]["prot"] = 8050
+    schema = json.loads(SKAFFOLD_SCHEMA.read_text())
+    messages = [e.message for error in jsonschema.Draft7Validator(schema).iter_errors(config) for e in schema_leaves(error)]
+    assert any("'prot' was unexpected" in m for m in messages), messages
+
+
 def test_skaffold_yaml_validates_against_the_schema() -> None:
     schema = json.loads(SKAFFOLD_SCHEMA.read_text())
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in jsonschema.Draft7Validator(schema).iter_errors(skaffold())]
-    assert not errors, "\n".join(errors)
+    for profile in (None, "kind", "minikube"):
+        config = with_profile(skaffold(), profile) if profile else skaffold()
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                  for error in jsonschema.Draft7Validator(schema).iter_errors(config) for e in schema_leaves(error)]
+        assert not errors, f"profile {profile}:\n" + "\n".join(errors)
+
+
+def schema_leaves(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """The deepest errors under an anyOf/oneOf (skaffold's schema wraps every object in one): readable ones."""
+    if not error.context:
+        return [error]
+    deepest = max(len(e.absolute_path) for e in error.context)
+    return [e for e in error.context if len(e.absolute_path) == deepest]
 
 
 def test_skaffold_builds_both_images_from_the_repository_root() -> None:
@@ -229,58 +322,72 @@ def test_skaffold_builds_both_images_from_the_repository_root() -> None:
         "userpipeline": (".", "images/userpipeline/Dockerfile"),
         "userpipeline-spark": (".", "images/spark/Dockerfile"),
     }
-    for name, artifact in artifacts.items():
-        assert (ROOT / artifact["docker"]["dockerfile"]).is_file(), name
     # every template names a built artifact (skaffold turns `-` into `_` in those names)
-    release = skaffold()["deploy"]["helm"]["releases"][0]
-    assert (ROOT / release["chartPath"] / "templates").is_dir()
     known = {name.replace("-", "_") for name in artifacts}
-    for value in release["setValueTemplates"].values():
+    for value in release(skaffold(), "userpipeline")["setValueTemplates"].values():
         for name in re.findall(r"\{\{\s*\.IMAGE_[A-Z_]+?_(userpipeline\w*)\s*\}\}", value):
             assert name in known, value
 
 
-def test_skaffold_image_values_reach_the_operator_deployment() -> None:
-    from kube.chart import render_operator
+def test_skaffold_installs_cert_manager_first_at_the_version_the_recipes_use() -> None:
+    config = skaffold()
+    cert_manager, ours = release(config, "cert-manager"), release(config, "userpipeline")
+    assert ours["dependsOn"] == ["cert-manager"] and ours["chartPath"] == "charts/userpipeline"
+    assert ours["skipBuildDependencies"] is True  # vendored in charts/: `helm dependency build` needs a network
+    lib = (ROOT / "tools" / "cluster" / "lib.sh").read_text()
+    assert f'CERT_MANAGER_VERSION="{cert_manager["version"]}"' in lib
+    assert cert_manager["setValues"] == {"crds.enabled": True} and cert_manager["wait"] and ours["wait"]
 
-    release = skaffold()["deploy"]["helm"]["releases"][0]
+
+def test_skaffold_images_reach_the_operator_and_the_dashboard_is_forwarded() -> None:
     built = {"IMAGE_REPO_userpipeline": "registry.local/userpipeline", "IMAGE_TAG_userpipeline": "v1-abc",
              "IMAGE_REPO_userpipeline_spark": "registry.local/userpipeline-spark",
-             "IMAGE_TAG_userpipeline_spark": "v1-def"}
-    values: dict = {}
-    settings = {**release["setValues"], **{key: re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: built[m[1]], value)
-                                            for key, value in release["setValueTemplates"].items()}}
-    for dotted, value in settings.items():
-        assert dotted.startswith("operator."), dotted
-        node = values
-        *parents, leaf = dotted.split(".")[1:]
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    docs = render_operator("userpipeline", "userpipeline", values)
+             "IMAGE_TAG_userpipeline_spark": "2"}  # a numeric tag stays a string
+    docs = helm_template(skaffold_values(skaffold(), built),
+                         "templates/operator-deployment.yaml", "templates/pipeline.yaml")
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.local/userpipeline:v1-abc"
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["USERPIPELINE_OPERATOR_IMAGE"] == "registry.local/userpipeline:v1-abc"  # for the pods it creates
+    assert env["USERPIPELINE_OPERATOR_SPARK_IMAGE"] == "registry.local/userpipeline-spark:2"
     run_as = deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
     assert run_as == int(final_user(APP_DOCKERFILE).split(":")[0])
+    [pipeline] = [d for d in docs if d["kind"] == "UserPipeline"]
+    [forward] = skaffold()["portForward"]
+    assert forward["resourceName"] == f"{pipeline['metadata']['name']}-dashboard"  # operator/kube/dashboard.py
+    assert (forward["resourceType"], forward["port"], forward["namespace"]) == ("service", 8050, "userpipeline")
 
 
-def test_skaffold_rewrites_spark_application_images_and_has_local_cluster_profiles() -> None:
-    config = skaffold()
-    allowed = {f["groupKind"]: f for f in config["resourceSelector"]["allow"]}
-    assert allowed["SparkApplication.sparkoperator.k8s.io"]["image"] == [".*"]
-    activations = {p["name"]: [a["kubeContext"] for a in p["activation"]] for p in config["profiles"]}
+@pytest.mark.parametrize("profile, ingress_class", [("kind", "cloud-provider-kind"), ("minikube", "nginx")])
+def test_skaffold_local_cluster_profiles_set_the_ingress_class(profile: str, ingress_class: str) -> None:
+    config = with_profile(skaffold(), profile)
+    assert config["build"]["local"]["push"] is False
+    built = {f"IMAGE_{part}_{name}": "x" for part in ("REPO", "TAG") for name in ("userpipeline", "userpipeline_spark")}
+    [deployment] = helm_template(skaffold_values(config, built), "templates/operator-deployment.yaml")
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["USERPIPELINE_OPERATOR_INGRESS_CLASS_NAME"] == ingress_class
+    activations = {p["name"]: [a["kubeContext"] for a in p["activation"]] for p in skaffold()["profiles"]}
     assert activations == {"kind": ["kind-.*"], "minikube": ["minikube"]}
-    assert [(f["resourceType"], f["port"]) for f in config["portForward"]] == [("service", 8050)]
+
+
+def test_skaffold_rewrites_spark_application_images() -> None:
+    allowed = {f["groupKind"]: f for f in skaffold()["resourceSelector"]["allow"]}
+    assert allowed["SparkApplication.sparkoperator.k8s.io"]["image"] == [".*"]
+
+
+def test_no_stale_not_wired_notes() -> None:
+    for path in (ROOT / "skaffold.yaml", IMAGES / "README.md"):
+        text = path.read_text().lower()
+        for stale in ("not wired", "not read by the chart", "does not render a dashboard", "once the chart renders"):
+            assert stale not in text, f"{path}: {stale}"
 
 
 # --- the application image ------------------------------------------------------------------------------
 
 def test_app_image_runs_as_the_operator_pods_uid_with_safe_python() -> None:
     stage = final_stage(APP_DOCKERFILE)
-    assert stage[0] == ("FROM", "python:3.11-slim-bookworm")
+    assert base_images(APP_DOCKERFILE) == ["python:3.11-slim-bookworm"] * 2
     assert final_user(APP_DOCKERFILE) == f"{pods.RUN_AS}:{pods.RUN_AS}"
     env = " ".join(args for keyword, args in stage if keyword == "ENV")
     assert "PYTHONSAFEPATH=1" in env and "PYTHONDONTWRITEBYTECODE=1" in env
@@ -325,7 +432,7 @@ def test_wheel_holds_the_dashboard_assets(wheel: zipfile.ZipFile) -> None:
 # --- the Spark image ------------------------------------------------------------------------------------
 
 def test_spark_image_matches_pyspark_and_the_kafka_source_the_bootstrap_fetches() -> None:
-    base = final_stage(SPARK_DOCKERFILE)[0][1]
+    base = base_images(SPARK_DOCKERFILE)[-1]
     assert base == "apache/spark:4.2.0-python3"
     spark_version = base.split(":")[1].split("-")[0]
     assert f"pyspark=={spark_version}" in PYPROJECT["project"]["optional-dependencies"]["stream"]
