@@ -158,6 +158,7 @@ def test_podman_images_carry_the_name_containerd_looks_for() -> None:
 
 def test_kind_recipe_runs_its_steps_in_order(kind_cmds: list[list[str]]) -> None:
     order = [find(kind_cmds, "docker", "build")[-1], find(kind_cmds, "kind", "create", "cluster")[0],
+             find(kind_cmds, "kubectl", "config", "use-context", "kind-userpipeline")[0],
              find(kind_cmds, "docker", "run")[0], find(kind_cmds, "helm", "upgrade", "--install", "cert-manager")[0],
              find(kind_cmds, "kind", "load", "docker-image")[0],
              find(kind_cmds, "helm", "upgrade", "--install", "userpipeline")[0],
@@ -240,7 +241,9 @@ def test_minikube_recipe(minikube_cmds: list[list[str]]) -> None:
     assert loads == [APP_REF, SPARK_REF]
     install = one(minikube_cmds, "helm", "upgrade", "--install", "userpipeline")
     assert env_of(operator_container(render_install(install)))["USERPIPELINE_OPERATOR_INGRESS_CLASS_NAME"] == "nginx"
-    order = [find(minikube_cmds, "minikube", "start")[0], find(minikube_cmds, "helm", "upgrade", "--install")[0],
+    order = [find(minikube_cmds, "minikube", "start")[0],
+             find(minikube_cmds, "kubectl", "config", "use-context", "minikube")[0],
+             find(minikube_cmds, "helm", "upgrade", "--install")[0],
              find(minikube_cmds, "minikube", "image", "load")[0], find(minikube_cmds, "helm", "upgrade", "--install")[1],
              find(minikube_cmds, "kubectl", "--namespace", "userpipeline", "wait")[0],
              find(minikube_cmds, "minikube", "ip")[0]]

@@ -24,6 +24,7 @@ if [[ $DRY_RUN == 0 ]] && kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; t
 else
   run kind create cluster --name "$CLUSTER" --config "$KIND_CONFIG" --wait 5m
 fi
+run kubectl config use-context "kind-$CLUSTER"   # everything below talks to this cluster
 # One node: let cloud-provider-kind route to the control plane (kubeadm excludes it by default).
 run kubectl label node "$CLUSTER-control-plane" node.kubernetes.io/exclude-from-external-load-balancers- || true
 

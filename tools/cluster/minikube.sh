@@ -18,6 +18,7 @@ build_images
 step "minikube ($PROFILE) with the ingress addon"
 run minikube start --profile "$PROFILE" --driver "$ENGINE" --cpus "${MINIKUBE_CPUS:-4}" --memory "${MINIKUBE_MEMORY:-10g}"
 run minikube addons enable ingress --profile "$PROFILE"
+run kubectl config use-context "$PROFILE"   # everything below talks to this cluster
 
 step "cert-manager $CERT_MANAGER_VERSION (K8ssandra's webhook certificates)"
 install_cert_manager
