@@ -1,0 +1,99 @@
+"""A real single-node Kubernetes (kubelet + containerd + runc) on this machine: a Pod that meets the
+`restricted` Pod Security Standard runs and logs, one that does not is rejected, and the teardown leaves the
+host as it found it (sysctls, processes, mounts, fixed folders).
+
+One node for the whole module (one per machine); the last test stops it and checks what is left.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from harness.polling import wait_for
+from node import host, processes
+from node.fixture import real_node  # noqa: F401 - the fixture
+from node.node import Node
+
+NAMESPACE = "restricted-demo"
+BASE_IMAGE = "localhost/userpipeline/debian-python:bookworm"
+GREETING = "hello from the real node"
+
+
+def restricted_pod(name: str, **container_overrides) -> dict:
+    container = {
+        "name": "main", "image": BASE_IMAGE, "imagePullPolicy": "Never",
+        "command": ["python3", "-c", f"import os, time; print('{GREETING} as uid', os.getuid(), flush=True); "
+                                     "time.sleep(3600)"],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        **container_overrides,
+    }
+    return {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                 "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
+                                     "seccompProfile": {"type": "RuntimeDefault"}},
+                 "containers": [container]},
+    }
+
+
+@pytest.fixture(scope="module")
+def core(real_node: Node) -> client.CoreV1Api:
+    api = client.CoreV1Api(real_node.api_client())
+    labels = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
+    api.create_namespace({"metadata": {"name": NAMESPACE, "labels": labels}})
+    # Pods are admitted only once the ServiceAccount controller made the namespace's `default` account.
+    wait_for(lambda: api.list_namespaced_service_account(NAMESPACE).items, timeout=60, what="default ServiceAccount")
+    return api
+
+
+def test_node_is_ready(real_node: Node, core: client.CoreV1Api) -> None:
+    node = core.read_node(real_node.layout.name)
+    ready = {c.type: c.status for c in node.status.conditions}
+    assert ready["Ready"] == "True", ready
+    assert node.status.node_info.kubelet_version == "v1.36.3"
+    assert node.status.node_info.container_runtime_version.startswith("containerd://")
+
+
+def test_compliant_pod_runs_and_logs(core: client.CoreV1Api) -> None:
+    core.create_namespaced_pod(NAMESPACE, restricted_pod("compliant"))
+
+    def running():
+        pod = core.read_namespaced_pod("compliant", NAMESPACE)
+        assert pod.status.phase not in ("Failed", "Succeeded"), pod.status
+        return pod.status.phase == "Running"
+
+    wait_for(running, timeout=90, what="the compliant pod Running")
+    wait_for(lambda: GREETING in core.read_namespaced_pod_log("compliant", NAMESPACE), timeout=30,
+               what="the pod's log line")
+    assert f"{GREETING} as uid 65534" in core.read_namespaced_pod_log("compliant", NAMESPACE)
+
+
+def test_privileged_pod_is_rejected(core: client.CoreV1Api) -> None:
+    pod = restricted_pod("privileged", securityContext={"privileged": True})
+    with pytest.raises(ApiException) as rejected:
+        core.create_namespaced_pod(NAMESPACE, pod)
+    assert rejected.value.status == 403
+    assert "violates PodSecurity" in rejected.value.body and "restricted" in rejected.value.body
+
+
+def test_teardown_restores_the_host(real_node: Node) -> None:
+    pids = real_node.pids()
+    socket = str(real_node.layout.containerd_socket)
+    home = real_node.layout.home
+    real_node.stop()  # the fixture's own stop() is then a no-op
+
+    assert host.read_sysctls() == real_node.sysctls_before
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    assert not processes.cgroup_pids(real_node.layout.cgroup)
+    assert not processes.pids_with_arg(socket)
+    assert not processes.pids_with_arg(str(home))
+    assert not host.mounts_under(home)
+    assert not home.exists() or os.environ.get("USERPIPELINE_KEEP_NODE_HOME")
+    for created in real_node.host.missing_dirs:
+        assert not created.exists(), created
+    assert not [h for h in host.hierarchies() if (h / real_node.layout.cgroup).exists()]
