@@ -28,7 +28,8 @@ OUTPUTS = [
     Output("health", "children"),
     *(Output(gid, "figure") for gid in GRAPH_IDS),
 ]
-PILL_TEXT = {"ok": "Live", "empty": "Waiting for data", "down": "Database unreachable"}
+PILL_TEXT = {"ok": "Live", "empty": "Waiting for data", "down": "Database unreachable", "stalled": "Stream stalled",
+             "failing": "Stream retrying"}
 
 
 def read_view(store: AggregateStore, settings: DashboardSettings, now: datetime | None = None) -> View:

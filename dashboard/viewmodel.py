@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from userpipeline.dashboard.countries import country_name, iso3
 from userpipeline.dashboard.store import Group, Snapshot, as_utc
+from userpipeline.jobs.stream.health import assess
 
 OTHER = "other"
 AGE_BANDS = ("0-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
@@ -20,7 +21,7 @@ INK, MUTED, ACCENT, ACCENT_2, GRID = "#1f2937", "#6b7280", "#4f46e5", "#0d9488",
 GENDER_COLOURS = {"female": "#db2777", "male": "#2563eb", "unknown": "#9ca3af", OTHER: "#9ca3af"}
 FONT = "Inter, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
-Status = Literal["ok", "empty", "down"]
+Status = Literal["ok", "empty", "down", "stalled", "failing"]
 Figure = dict[str, Any]  # a Plotly figure as Dash sends it: {"data": [...], "layout": {...}}
 
 
@@ -280,5 +281,19 @@ def build_view(
             headline(snapshot, k), health_tiles(snapshot, now, 60), empty_figures(top_domains),
         )
     stale_after = max(60.0, 6 * refresh_s)
-    return View("ok", "Live", updated, headline(snapshot, k), health_tiles(snapshot, now, stale_after),
+    status, message = stream_alert(snapshot.health, now) or ("ok", "Live")
+    return View(status, message, updated, headline(snapshot, k), health_tiles(snapshot, now, stale_after),
                 figures(snapshot, k, top_domains))
+
+
+def stream_alert(health: dict[str, Any] | None, now: datetime) -> tuple[Status, str] | None:
+    """A banner when the stream is stalled (the shared verdict, jobs/stream/health.py) or a batch is failing."""
+    verdict = assess(health, now)
+    if verdict.stalled:
+        return "stalled", f"The stream is stalled: {verdict.reason}. The charts show the last data stored."
+    failing = (health or {}).get("failing")
+    if failing:
+        since = as_utc(failing.get("since"))
+        return "failing", (f"Batch {failing.get('batchId')} of the stream is failing since {_clock(since)} and is "
+                           f"being retried: {failing.get('error', 'unknown error')}")
+    return None

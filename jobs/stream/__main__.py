@@ -1,6 +1,8 @@
 """`python -m userpipeline.jobs.stream --spec FILE --checkpoint DIR`: run the streaming job until stopped.
 
-Endpoints and the HMAC key come from the USERPIPELINE_* environment (jobs/endpoints.py). SIGTERM or
+Endpoints and the HMAC key come from the USERPIPELINE_* environment (jobs/endpoints.py); with
+USERPIPELINE_MANAGE_TOPICS / USERPIPELINE_MANAGE_TABLE_OPTIONS false (Kubernetes) the job never creates or
+alters topics, nor the profiles table's options (it creates a missing table, never alters it). SIGTERM or
 Ctrl-C stops the query between batches; a SIGKILL is fine too: the next start resumes from the
 checkpoint and the numbers stay exact.
 """
@@ -55,7 +57,10 @@ def main(
         typer.echo(f"cannot start the stream: {exc}\nfix the spec file or the USERPIPELINE_* environment and retry", err=True)
         raise typer.Exit(2) from exc
     settings = job.StreamSettings.from_spec(pipeline.spec, checkpoint.resolve(), fail_on_data_loss)
-    ensure_topics(endpoints.kafka_bootstrap, pipeline.spec)
+    if endpoints.manage_topics:
+        ensure_topics(endpoints.kafka_bootstrap, pipeline.spec)
+    else:
+        log.info("stream.topics_not_managed", hint="the topics belong to another owner (Strimzi KafkaTopics)")
     local = bool(master) and master.startswith("local")
     spark = job.build_session(master or None, _local_jars() if local else [], driver_memory)
     query, processor = job.start(spark, settings, endpoints)

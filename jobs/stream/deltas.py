@@ -157,3 +157,12 @@ def plan_batch(latest: Iterable[Profile], stored: Mapping[str, Stored]) -> Batch
             totals[key][1] += profile.age
     deltas = [Delta(dim, key, count, age_sum) for (dim, key), (count, age_sum) in sorted(totals.items()) if count or age_sum]
     return BatchPlan(deltas, writes)
+
+
+def subtract(base: Iterable[Delta], removed: Iterable[Delta]) -> list[Delta]:
+    """`base` minus `removed`, per document; zero changes dropped (a refused row's contribution taken out)."""
+    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for delta, sign in [*((d, 1) for d in base), *((d, -1) for d in removed)]:
+        totals[(delta.dimension, delta.key)][0] += sign * delta.count
+        totals[(delta.dimension, delta.key)][1] += sign * delta.age_sum
+    return [Delta(dim, key, count, age_sum) for (dim, key), (count, age_sum) in sorted(totals.items()) if count or age_sum]

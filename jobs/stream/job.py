@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import structlog
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
-from tenacity import retry, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential
 
 from userpipeline.jobs.endpoints import Endpoints
 from userpipeline.jobs.stream import deltas, transform
@@ -27,14 +27,23 @@ from userpipeline.jobs.stream.lag import LagProbe
 from userpipeline.jobs.stream.pseudonymize import Pseudonymizer
 from userpipeline.jobs.stream.schema import KAFKA_COLUMNS
 from userpipeline.jobs.stream.sinks import deadletter
-from userpipeline.jobs.stream.sinks.cassandra import ProfileStore
-from userpipeline.jobs.stream.sinks.mongo import AggregateStore, BatchCounts, Health, Journal
+from userpipeline.jobs.stream.sinks.cassandra import ProfileStore, Refused, describe
+from userpipeline.jobs.stream.sinks.mongo import AggregateStore, BatchCounts, Health, Journal, SinkRejection
 from userpipeline.operator.spec.durations import parse_duration
 from userpipeline.operator.spec.model import UserPipelineSpec
 
 log = structlog.get_logger()
 
 QUERY_NAME = "userpipeline-stream"
+BATCH_ATTEMPTS = 8
+# More refused rows than this share of a batch's writes (and more than one) is not about the records
+# (a table or a setting is wrong): the batch fails, and the health document says so, instead of
+# dead-lettering everything.
+MAX_REFUSED_SHARE = 0.1
+
+
+class SinkRefusesBatch(RuntimeError):
+    """Cassandra refuses too many rows of a batch for them to be the records' fault."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +75,14 @@ class StreamSettings:
         )
 
 
+# Settings the job picks when whoever launched it (spark-submit, the SparkApplication's sparkConf) did not.
+SQL_DEFAULTS = {"spark.sql.shuffle.partitions": "2"}
+
+
 def build_session(master: str | None, jars: list[str], driver_memory: str = "1g", local_dir: str | None = None) -> SparkSession:
     """A SparkSession for the job; `master`/`jars` None leave them to spark-submit."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers must import userpipeline too
     builder = (SparkSession.builder.appName(QUERY_NAME)
-               .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.default.parallelism", "2")
                .config("spark.driver.memory", driver_memory)
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
@@ -86,7 +97,16 @@ def build_session(master: str | None, jars: list[str], driver_memory: str = "1g"
         builder = builder.config("spark.local.dir", local_dir)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    apply_sql_defaults(spark)
     return spark
+
+
+def apply_sql_defaults(spark: SparkSession) -> None:
+    """SQL_DEFAULTS, except what the launcher set: a builder setting would override the spec's sparkConf."""
+    launched = spark.sparkContext.getConf()
+    for key, value in SQL_DEFAULTS.items():
+        if not launched.contains(key):
+            spark.conf.set(key, value)
 
 
 def read_raw(spark: SparkSession, bootstrap: str, settings: StreamSettings) -> DataFrame:
@@ -120,20 +140,26 @@ class BatchProcessor:
        the rows to write. If no journal exists, insert `{_id: T, asOf, deltas, counts}` BEFORE any
        other write; if one exists, its deltas, counts and `asOf` win (ages are computed against
        `asOf`, so a re-run after midnight computes the same rows).
-    2. If the batch rejected records and the journal does not say so, send the dead letters, then
+    2. Unless the journal says `writesDone`: upsert the rows into Cassandra `USING TIMESTAMP` of the
+       record (too large batches are split). Rows Cassandra still refuses alone are `sink_rejected`:
+       their contribution (computed against their stored version, which they did not replace) is
+       subtracted from the journal's deltas and they move from `valid` to `rejected` in its counts;
+       the journal takes the corrected deltas and counts with `writesDone` in one update.
+    3. If the batch rejected records and the journal does not say so, send the dead letters, then
        record it (a crash in between re-sends them: dead letters are at least once).
-    3. Apply each journal delta with `{_id, appliedBatch: {$ne: T}}` -> `$inc` + `$set appliedBatch: T`.
-    4. Upsert the rows into Cassandra `USING TIMESTAMP` of the record.
+    4. Apply each journal delta with `{_id, appliedBatch: {$ne: T}}` -> `$inc` + `$set appliedBatch: T`.
     5. Add the counts to `pipeline_health` under the same `$ne: T` guard; 6. mark the journal done.
 
     Why a crash anywhere converges: before the journal exists nothing was written, and the re-run
     starts afresh. Once it exists, the deltas are fixed: they were computed from Cassandra as it
     stood after B-1, the state the invariant is about, and re-computing them later would be wrong
-    (Cassandra may hold part of B). Step 3's guard applies each document's delta exactly once over
+    (Cassandra may hold part of B). Step 4's guard applies each document's delta exactly once over
     all runs: no later batch can have moved `appliedBatch` past T, because none starts before B is
-    committed. Step 4 is idempotent: a re-run finds each row either still at its old version (so it
+    committed. Step 2 is idempotent: a re-run finds each row either still at its old version (so it
     is written, as planned) or already at this very record (written again, unchanged), and a record
-    that lost to a newer stored version loses again. Step 5 is guarded like step 3. So after any
+    that lost to a newer stored version loses again. A refused row was never written, so its stored
+    version is still the one the journal's deltas were computed against, on every run; a row refused
+    now but stored by an earlier run counts as written. Steps 4 and 5 are guarded. So after any
     run that reaches step 6, aggregates and Cassandra both reflect exactly batches <= B, and the
     invariant holds. Documents are only touched by `$inc`, never recomputed, so the cost of a batch
     does not grow with the data already stored.
@@ -148,6 +174,9 @@ class BatchProcessor:
 
     The whole batch is retried (tenacity, ~90 s in all) on errors of Kafka, Cassandra or MongoDB, which
     is safe for the reasons above; after that the query stops, and a restart resumes at this batch.
+    Every failed attempt records `failing: {since, batchId, error}` in `pipeline_health` (kept across
+    restarts while the same batch fails, removed by the next success), so health.assess can say
+    `stalled` while the batch cannot.
     """
 
     def __init__(self, settings: StreamSettings, endpoints: Endpoints, pseudonymizer: Pseudonymizer,
@@ -176,13 +205,32 @@ class BatchProcessor:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         if not self._bound.wait(timeout=60):
             raise RuntimeError("the streaming query did not report its id within 60 s")
-        self._process_with_retries(batch, batch_id)
+        retrying = Retrying(stop=stop_after_attempt(BATCH_ATTEMPTS), wait=wait_exponential(multiplier=1, max=30),
+                            reraise=True, before_sleep=self._retrying)
+        try:
+            retrying(self.process, batch, batch_id)
+        except Exception as exc:
+            self._record_failure(batch_id, exc)
+            log.error("stream.batch_failed", batch=batch_id, attempts=BATCH_ATTEMPTS, error=type(exc).__name__,
+                      hint="the query stops; a restart resumes at this batch")
+            raise
+        self._quietly(self.aggregates.clear_failure)
 
-    @retry(stop=stop_after_attempt(8), wait=wait_exponential(multiplier=1, max=30), reraise=True,
-           before_sleep=lambda state: log.warning("stream.batch_retry", attempt=state.attempt_number,
-                                                  error=type(state.outcome.exception()).__name__))
-    def _process_with_retries(self, batch: DataFrame, batch_id: int) -> None:
-        self.process(batch, batch_id)
+    def _retrying(self, state: RetryCallState) -> None:
+        error = state.outcome.exception()
+        log.warning("stream.batch_retry", attempt=state.attempt_number, error=type(error).__name__)
+        self._record_failure(state.args[1], error)
+
+    def _record_failure(self, batch_id: int, error: BaseException) -> None:
+        self._quietly(self.aggregates.record_failure, batch_id, describe(error))
+
+    @staticmethod
+    def _quietly(action, *args) -> None:
+        """A health write must not replace the batch's own error (MongoDB may be what fails)."""
+        try:
+            action(*args)
+        except Exception as exc:
+            log.warning("stream.health_write_failed", error=type(exc).__name__)
 
     def process(self, batch: DataFrame, batch_id: int) -> None:
         clock = _StepClock()
@@ -192,17 +240,18 @@ class BatchProcessor:
             log.info("stream.batch_already_done", batch=batch_id)
             return
         if journal is not None:
-            log.info("stream.batch_resumed", batch=batch_id, as_of=journal.as_of.isoformat(), dead_letters_sent=journal.dlq_done)
+            log.info("stream.batch_resumed", batch=batch_id, as_of=journal.as_of.isoformat(),
+                     writes_done=journal.writes_done, dead_letters_sent=journal.dlq_done)
         as_of = journal.as_of if journal else utc_today()
         # In memory only (never spilled to disk): the dead-letter write reuses it instead of re-reading Kafka.
         classified = transform.classify(batch, as_of, self.settings.minimum_age, self.pseudonymizer).persist(StorageLevel.MEMORY_ONLY)
         try:
-            self._process(classified, token, batch_id, as_of, journal, clock)
+            self._process(batch, classified, token, batch_id, as_of, journal, clock)
         finally:
             classified.unpersist()
 
-    def _process(self, classified: DataFrame, token: str, batch_id: int, as_of: date, journal: Journal | None,
-                 clock: _StepClock) -> None:
+    def _process(self, batch: DataFrame, classified: DataFrame, token: str, batch_id: int, as_of: date,
+                 journal: Journal | None, clock: _StepClock) -> None:
         rows = classified.select("status", *transform.PROFILE_COLUMNS).collect()
         counts = _count(rows)
         latest = deltas.latest_per_user(
@@ -214,14 +263,16 @@ class BatchProcessor:
             journal = self.aggregates.create_journal(Journal(token, batch_id, as_of, plan.deltas, counts))
             if journal.as_of != as_of:  # another run of this batch journaled first, on another day: redo with its date
                 raise RuntimeError(f"batch {batch_id} was journaled for {journal.as_of} by another run; retrying")
+        written = 0
+        if not journal.writes_done:
+            journal, written = self._write_profiles(journal, plan.writes)
+        clock.lap("cassandra")
         if journal.counts.rejected and not journal.dlq_done:
-            deadletter.send(deadletter.dead_letters(classified), self.endpoints.kafka_bootstrap, self.settings.dead_letter_topic)
+            self._send_dead_letters(batch, classified, journal)
             self.aggregates.mark_dead_letters_sent(token)
         clock.lap("dead_letters")
         self.aggregates.apply(journal)
         clock.lap("aggregates")
-        written = self.profiles.write(plan.writes)
-        clock.lap("cassandra")
         for row in rows:
             self.lag.observe(row.source_partition, row.source_offset)
         newest_ms = max((row.event_time_ms for row in rows), default=None)
@@ -230,9 +281,46 @@ class BatchProcessor:
         self.aggregates.record_health(journal, health)
         self.aggregates.finish(token)
         clock.lap("health")
-        log.info("stream.batch", batch=batch_id, records=counts.records, rejected=counts.rejected, filtered=counts.filtered,
-                 written=written, deltas=len(journal.deltas), seconds=round(clock.total(), 2), lag=health.lag_records,
-                 steps=clock.laps)
+        log.info("stream.batch", batch=batch_id, records=counts.records, rejected=journal.counts.rejected,
+                 filtered=counts.filtered, written=written, sink_rejected=len(journal.sink_rejected),
+                 deltas=len(journal.deltas), seconds=round(clock.total(), 2), lag=health.lag_records, steps=clock.laps)
+
+    def _write_profiles(self, journal: Journal, writes: list[deltas.Profile]) -> tuple[Journal, int]:
+        """Step 2: write the rows; take the refused ones out of the journal's deltas and counts."""
+        result = self.profiles.write(writes)
+        refused, removed = self._refusals(result.refused)
+        if len(refused) > max(1, MAX_REFUSED_SHARE * len(writes)):
+            raise SinkRefusesBatch(
+                f"Cassandra refused {len(refused)} of {len(writes)} rows of batch {journal.batch_id} "
+                f"(first: {refused[0].error}); check the profiles table and Cassandra's settings")
+        counts = journal.counts
+        journal = replace(
+            journal, deltas=deltas.subtract(journal.deltas, removed), writes_done=True,
+            counts=replace(counts, rejected=counts.rejected + len(refused), valid=counts.valid - len(refused)),
+            sink_rejected=tuple(SinkRejection(r.profile.source_partition, r.profile.source_offset,
+                                              f"Cassandra refused the row: {r.error}") for r in refused))
+        self.aggregates.record_writes(journal)
+        if refused:
+            log.warning("stream.sink_rejected", batch=journal.batch_id, records=len(refused))
+        return journal, result.written
+
+    def _refusals(self, refused: list[Refused]) -> tuple[list[Refused], list[deltas.Delta]]:
+        """The refusals that stand, and their contributions: each against its stored (never replaced) version.
+
+        A row refused now that Cassandra holds already (an earlier run of the batch wrote it) is not refused."""
+        if not refused:
+            return [], []
+        stored = self.profiles.versions([r.profile.user_id for r in refused])
+        standing = [r for r in refused if not deltas.same_record(r.profile, stored.get(r.profile.user_id))]
+        removed = [d for r in standing for d in deltas.plan_batch([r.profile], stored).deltas]
+        return standing, removed
+
+    def _send_dead_letters(self, batch: DataFrame, classified: DataFrame, journal: Journal) -> None:
+        letters = deadletter.dead_letters(classified)
+        if journal.sink_rejected:
+            letters = letters.unionByName(deadletter.sink_rejected_letters(
+                batch, [(r.partition, r.offset, r.detail) for r in journal.sink_rejected]))
+        deadletter.send(letters, self.endpoints.kafka_bootstrap, self.settings.dead_letter_topic)
 
 
 class _StepClock:
@@ -257,10 +345,11 @@ def _count(rows: list) -> BatchCounts:
                        filtered=statuses.count(transform.FILTERED), valid=statuses.count(transform.VALID))
 
 
-def start(spark: SparkSession, settings: StreamSettings, endpoints: Endpoints) -> tuple[StreamingQuery, BatchProcessor]:
+def start(spark: SparkSession, settings: StreamSettings, endpoints: Endpoints,
+          profile_store: type[ProfileStore] = ProfileStore) -> tuple[StreamingQuery, BatchProcessor]:
     """Connect the stores (creating schema as needed) and start the query; the caller awaits or stops it."""
     pseudonymizer = Pseudonymizer.from_endpoints(endpoints, settings.pseudonymize)
-    profiles = ProfileStore(endpoints, settings.profile_ttl_seconds, pseudonymizer.key_id)
+    profiles = profile_store(endpoints, settings.profile_ttl_seconds, pseudonymizer.key_id)
     aggregates = AggregateStore(endpoints)
     processor = BatchProcessor(settings, endpoints, pseudonymizer, profiles, aggregates)
     query = (read_raw(spark, endpoints.kafka_bootstrap, settings).writeStream

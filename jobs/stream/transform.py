@@ -82,7 +82,7 @@ def classify(raw: DataFrame, as_of: date, minimum_age: int, pseudonymizer: Pseud
         F.unix_millis("timestamp").alias("event_time_ms"),
         F.when(rejected, F.substring("value", 1, DLQ_PAYLOAD_BYTES).cast("string")).alias("payload"),
         F.when(rejected, F.octet_length("value")).alias("payload_bytes"),
-        kept(F.trim("user.login.uuid")).alias("user_id"),
+        kept(validate.user_id(F.col("user.login.uuid"))).alias("user_id"),
         kept(full_name()).alias("full_name"),
         kept(F.lower(_text("user.gender"))).alias("gender"),
         kept(F.upper(_text("user.nat"))).alias("nat"),

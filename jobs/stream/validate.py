@@ -19,6 +19,30 @@ from userpipeline.jobs.stream.schema import CORRUPT_COLUMN, PARSE_SCHEMA, STRICT
 MAX_VALUE_BYTES = 1024 * 1024
 MAX_AGE_YEARS = 150
 
+# The one place for the field limits (docs/data-contract.md shows this table; a test keeps both equal):
+# the longest text, in characters, each field of a user may have. A stored row stays a few KiB at most,
+# far below what Cassandra refuses, whatever the producer sends.
+FIELD_LIMITS = {
+    "name.title": 64,
+    "name.first": 256,
+    "name.last": 256,
+    "gender": 32,
+    "email": 254,
+    "phone": 64,
+    "cell": 64,
+    "location.street.number": 32,
+    "location.street.name": 256,
+    "location.city": 256,
+    "location.state": 256,
+    "location.postcode": 32,
+    "location.country": 128,
+    "nat": 8,
+    "dob.date": 64,
+    "registered.date": 64,
+}
+# `login.uuid`: a UUID in its 36-character text form (any version, either case); stored in lower case.
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
 
 class Reason(str, Enum):
     oversized = "oversized"
@@ -26,6 +50,8 @@ class Reason(str, Enum):
     not_an_object = "not_an_object"
     wrong_type = "wrong_type"
     missing_id = "missing_id"
+    invalid_id = "invalid_id"
+    field_too_long = "field_too_long"
     missing_dob = "missing_dob"
     invalid_dob = "invalid_dob"
 
@@ -59,7 +85,7 @@ def _not_a_string(path: str) -> Column:
 def _checks(as_of: date) -> list[tuple[Reason, Column, Column]]:
     """(reason, failing condition, detail) in the order they are tried."""
     strict = [(path, _not_a_string(path)) for path in STRICT_STRING_PATHS]
-    uuid = F.trim(F.col("user.login.uuid"))
+    uuid = F.col("user.login.uuid")
     dob = F.col("dob_date")
     oldest = years_before(as_of, MAX_AGE_YEARS)
     return [
@@ -70,12 +96,30 @@ def _checks(as_of: date) -> list[tuple[Reason, Column, Column]]:
         (Reason.wrong_type, F.col(f"user.{CORRUPT_COLUMN}").isNotNull(),
          F.lit("a field does not fit the schema (e.g. text where an object or an integer is expected)")),
         *[(Reason.wrong_type, bad, F.lit(f"{path[2:]} must be a string")) for path, bad in strict],
-        (Reason.missing_id, uuid.isNull() | (uuid == ""), F.lit("login.uuid is missing, null or empty")),
+        (Reason.missing_id, uuid.isNull() | uuid.rlike(r"^\s*$"), F.lit("login.uuid is missing, null or blank")),
+        # The length test first: Java's `$` also matches before a final line break.
+        (Reason.invalid_id, (F.length(uuid) != 36) | ~uuid.rlike(UUID_PATTERN),
+         F.lit("login.uuid is not a UUID (8-4-4-4-12 hexadecimal digits)")),
+        *_too_long_checks(),
         (Reason.missing_dob, F.col("user.dob.date").isNull(), F.lit("dob.date is missing or null")),
         (Reason.invalid_dob, dob.isNull(), F.lit("dob.date is not a valid date")),
         (Reason.invalid_dob, dob > F.lit(as_of), F.lit("dob.date is in the future")),
         (Reason.invalid_dob, dob < F.lit(oldest), F.lit(f"dob.date is more than {MAX_AGE_YEARS} years ago")),
     ]
+
+
+def _too_long_checks() -> list[tuple[Reason, Column, Column]]:
+    checks = []
+    for path, limit in FIELD_LIMITS.items():
+        length = F.length(F.col(f"user.{path}"))
+        checks.append((Reason.field_too_long, length > limit,
+                       F.format_string(f"{path} has %d characters, over the limit of {limit}", length)))
+    return checks
+
+
+def user_id(uuid: Column) -> Column:
+    """The stored user id of a valid record."""
+    return F.lower(uuid)
 
 
 def with_verdict(parsed: DataFrame, as_of: date) -> DataFrame:

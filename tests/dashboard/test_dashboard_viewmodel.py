@@ -117,3 +117,45 @@ def test_average_age_of_fewer_than_k_users_is_not_shown() -> None:
 @pytest.mark.parametrize("seconds, text", [(5, "5 s ago"), (300, "5 min ago"), (7200, "2 h ago")])
 def test_relative_time(seconds: int, text: str) -> None:
     assert vm._ago(NOW - timedelta(seconds=seconds), NOW) == text
+
+
+def _view_with_health(health: dict, now: datetime) -> vm.View:
+    docs = [group("total", "all", 215, 8390), group("nationality", "FR", 215, 8390)]
+    return vm.build_view(snapshot_from_documents(docs, health), None, k=5, top_domains=10, refresh_s=5, now=now, database="db")
+
+
+def test_a_batch_failing_for_long_shows_the_stalled_banner_with_the_reason() -> None:
+    since = NOW - timedelta(seconds=300)
+    health = {**health_document(230, now=since), "failing": {"since": since, "batchId": 42,
+                                                             "error": "InvalidRequest: Batch too large"}}
+    view = _view_with_health(health, NOW)
+    assert view.status == "stalled"
+    assert "batch 42 keeps failing since 11:55:00 UTC: InvalidRequest: Batch too large" in view.message
+    assert view.figures and view.headline  # the last data stays on the page
+
+
+def test_a_batch_failing_just_now_shows_the_retrying_banner() -> None:
+    since = NOW - timedelta(seconds=10)
+    health = {**health_document(230, now=NOW), "failing": {"since": since, "batchId": 42, "error": "OperationTimedOut: x"}}
+    view = _view_with_health(health, NOW)
+    assert view.status == "failing" and "Batch 42" in view.message and "11:59:50 UTC" in view.message
+    assert "OperationTimedOut: x" in view.message
+
+
+def test_no_batch_for_long_while_records_wait_is_stalled_and_a_recent_one_is_live() -> None:
+    stale = {**health_document(230, now=NOW), "lastBatchAt": NOW - timedelta(minutes=10), "lagRecords": 500}
+    view = _view_with_health(stale, NOW)
+    assert view.status == "stalled" and "500 records wait in Kafka" in view.message
+    assert _view_with_health(health_document(230, now=NOW), NOW).status == "ok"
+    assert _view_with_health({**stale, "lagRecords": 0}, NOW).status == "ok"  # idle, nothing to do
+
+
+def test_every_status_has_a_pill_and_a_banner_style() -> None:
+    from pathlib import Path
+    from typing import get_args
+
+    from userpipeline.dashboard.app import PILL_TEXT
+
+    css = (Path(vm.__file__).parent / "assets" / "style.css").read_text()
+    for status in get_args(vm.Status):
+        assert status in PILL_TEXT and f".banner-{status}" in css and f".pill-{status}" in css

@@ -67,6 +67,15 @@ ODD_VALUES = [
     (json.dumps(user(email={"a": 1})).encode(), "wrong_type"),
     (json.dumps(user(dob={"date": 631152000, "age": 30})).encode(), "wrong_type"),
     (json.dumps(user(login={"uuid": "   "})).encode(), "missing_id"),
+    (json.dumps(user(login={"uuid": "\t"})).encode(), "missing_id"),
+    (json.dumps(user(login={"uuid": "user-42"})).encode(), "invalid_id"),
+    (json.dumps(user(login={"uuid": "6a8c4e1e-3f7b-4c2d-9e0a-1b2c3d4e5f6a\n"})).encode(), "invalid_id"),
+    (json.dumps(user(login={"uuid": " 6a8c4e1e-3f7b-4c2d-9e0a-1b2c3d4e5f6a"})).encode(), "invalid_id"),
+    (json.dumps(user(login={"uuid": "6a8c4e1e3f7b4c2d9e0a1b2c3d4e5f6a"})).encode(), "invalid_id"),
+    (json.dumps(user(login={"uuid": "x" * 70_000})).encode(), "invalid_id"),
+    (json.dumps(user(name={"title": "Ms", "first": "A" * 60_000, "last": "Lee"})).encode(), "field_too_long"),
+    (json.dumps(user(email="a" * 250 + "@example.com")).encode(), "field_too_long"),
+    (json.dumps(user(nat="FRANCE-METRO")).encode(), "field_too_long"),
     (json.dumps(user(dob={"date": "2025-02-29T00:00:00Z", "age": 1})).encode(), "invalid_dob"),
 ]
 
@@ -116,3 +125,18 @@ def test_dead_letter_record_has_the_contract_shape(spark):
     assert records[0]["source"] == {"topic": "users.raw", "partition": 0, "offset": 0, "timestamp": int(WHEN.timestamp() * 1000)}
     assert records[0]["payloadBytes"] == len(big) and len(records[0]["payload"].encode()) == 64 * 1024
     assert records[1]["payload"] == "[1]" and set(records[1]) == {"reason", "detail", "source", "payload", "payloadBytes"}
+
+
+def test_too_long_fields_are_named_with_their_length_never_their_value(spark):
+    long_city = {**user()["location"], "city": "Ville" * 100}
+    rows = classify(spark, [json.dumps(user(name={"title": "Ms", "first": "Zed" * 20_000, "last": "Lee"})).encode(),
+                            json.dumps(user(location=long_city)).encode()])
+    assert [row.detail for row in rows] == ["name.first has 60000 characters, over the limit of 256",
+                                            "location.city has 500 characters, over the limit of 256"]
+
+
+def test_a_uuid_at_the_limits_is_valid_and_stored_in_lower_case(spark):
+    limits = {**user(), "name": {"title": "T" * 64, "first": "F" * 256, "last": "L" * 256},
+              "login": {"uuid": "6A8C4E1E-3F7B-4C2D-9E0A-1B2C3D4E5F6A"}}
+    [row] = classify(spark, [json.dumps(limits).encode()])
+    assert (row.status, row.user_id) == (transform.VALID, "6a8c4e1e-3f7b-4c2d-9e0a-1b2c3d4e5f6a")

@@ -2,7 +2,9 @@
 
 from datetime import date
 
-from userpipeline.jobs.stream.deltas import Delta, Profile, Stored, age_band, dimension_keys, latest_per_user, plan_batch
+from userpipeline.jobs.stream.deltas import (
+    Delta, Profile, Stored, age_band, dimension_keys, latest_per_user, plan_batch, subtract,
+)
 
 
 def profile(uid: str, ts: int, *, offset: int = 0, partition: int = 0, nat: str | None = "FR", gender: str | None = "female",
@@ -71,3 +73,13 @@ def test_rerun_of_a_written_batch_rewrites_the_same_rows_without_deltas():
     p = profile("a", 10, offset=5)
     plan = plan_batch([p], {"a": stored(p)})
     assert plan.deltas == [] and plan.writes == [p]
+
+
+def test_subtracting_a_refused_users_contribution_leaves_the_others_exactly():
+    moved, refused = profile("a", 2, nat="DE"), profile("b", 2, nat="FR", age=40)
+    before = {"a": stored(profile("a", 1, nat="FR"))}
+    whole = plan_batch([moved, refused], before)
+    without = subtract(whole.deltas, plan_batch([refused], before).deltas)
+    assert without == plan_batch([moved], before).deltas
+    assert as_dict(without) == {"nationality:DE": (1, 30), "nationality:FR": (-1, -30)}
+    assert subtract(whole.deltas, whole.deltas) == []

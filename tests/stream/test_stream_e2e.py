@@ -7,16 +7,24 @@ Cassandra holds, and the MongoDB aggregates.
 
 from __future__ import annotations
 
+import json
 import random
-import pytest
+import uuid
+from datetime import timedelta
 
+import pytest
+from cassandra import OperationTimedOut
+
+from userpipeline.dashboard.store import snapshot_from_documents
+from userpipeline.dashboard.viewmodel import build_view
 from userpipeline.jobs.producer.synthetic import STORED, SyntheticSource, edge_records, make_user, utc_today
 from userpipeline.jobs.stream import job
-from userpipeline.jobs.stream.sinks.cassandra import TABLE
+from userpipeline.jobs.stream.health import STALL_SECONDS, assess
+from userpipeline.jobs.stream.sinks.cassandra import TABLE, ProfileStore
 
 from stream.streamkit import (
-    assert_dead_letters, assert_exact, assert_health, cassandra_profiles, create_topics, isolated, latest_valid, publish,
-    unique, wait_until, write_spec,
+    assert_dead_letters, assert_exact, assert_health, cassandra_profiles, consume_all, create_topics, isolated, latest_valid,
+    publish, unique, wait_until, write_spec,
 )
 
 pytestmark = pytest.mark.slow
@@ -35,8 +43,8 @@ class Run:
         self.spark = spark
         self.query = self.processor = None
 
-    def start(self) -> None:
-        self.query, self.processor = job.start(self.spark, self.settings, self.endpoints)
+    def start(self, profile_store: type[ProfileStore] = ProfileStore) -> None:
+        self.query, self.processor = job.start(self.spark, self.settings, self.endpoints, profile_store)
 
     def process_all(self) -> None:
         self.query.processAllAvailable()
@@ -150,4 +158,86 @@ def test_kafka_restart_mid_run(run, cassandra, kafka):
     r.process_all()
     assert_exact(r.profiles(cassandra), r.db, sent)
     assert_dead_letters(r.endpoints.kafka_bootstrap, r.topic, sent)
+    assert_health(r.db, sent)
+
+
+class FaultyProfiles(ProfileStore):
+    """The real Cassandra sink, with two faults the test switches on: rows it cannot encode (the driver refuses
+    them, as it would a value it cannot serialise) and a Cassandra that does not answer at all."""
+
+    refuse: set[str] = set()
+    unreachable = False
+
+    def write(self, profiles):
+        if type(self).unreachable:
+            raise OperationTimedOut("injected by the test: Cassandra does not answer")
+        return super().write(profiles)
+
+    def _values(self, p):
+        if p.user_id in type(self).refuse:
+            raise ValueError("injected by the test: the driver cannot encode this row")
+        return super()._values(p)
+
+
+def valid_users(rng: random.Random, count: int) -> list[tuple]:
+    today, users = utc_today(), []
+    for _ in range(count):
+        age = rng.randint(18, 90)
+        users.append((make_user(rng, str(uuid.UUID(int=rng.getrandbits(128), version=4)), age, today), STORED, age))
+    return users
+
+
+def broken(rng: random.Random, reason: str, change) -> tuple:
+    user = valid_users(rng, 1)[0][0]
+    change(user)
+    return user, reason, None
+
+
+def test_no_record_stops_the_stream_and_a_failing_batch_is_visible(run, cassandra):
+    r = run()
+    rng = random.Random(10)
+    faults = type("Faults", (FaultyProfiles,), {"refuse": set(), "unreachable": False})
+    refused = valid_users(rng, 1)[0]
+    faults.refuse.add(refused[0]["login"]["uuid"])
+    records = [
+        *valid_users(rng, 5),
+        broken(rng, "field_too_long", lambda u: u["name"].update(first="A" * 60_000)),  # the issue's record
+        *valid_users(rng, 5),
+        broken(rng, "missing_id", lambda u: u["login"].update(uuid="\t")),
+        broken(rng, "invalid_id", lambda u: u["login"].update(uuid="user-42")),
+        (refused[0], "sink_rejected", refused[2]),
+    ]
+    sent = publish(r.endpoints.kafka_bootstrap, r.topic, records)
+    r.start(faults)
+    r.process_all()
+    assert_exact(r.profiles(cassandra), r.db, sent)  # the ten valid users, their aggregates without the refused one
+    assert_dead_letters(r.endpoints.kafka_bootstrap, r.topic, sent)
+    assert_health(r.db, sent)
+    details = {json.loads(m.value())["reason"]: json.loads(m.value())["detail"]
+               for m in consume_all(r.endpoints.kafka_bootstrap, f"{r.topic}.dlq")}
+    assert details["field_too_long"] == "name.first has 60000 characters, over the limit of 256"
+    assert details["sink_rejected"].startswith("Cassandra refused the row: ValueError")
+
+    sent += publish(r.endpoints.kafka_bootstrap, r.topic, valid_users(rng, 5))  # later records flow
+    r.process_all()
+    assert_exact(r.profiles(cassandra), r.db, sent)
+
+    faults.unreachable = True
+    sent += publish(r.endpoints.kafka_bootstrap, r.topic, valid_users(rng, 3))
+    health = r.db["pipeline_health"]
+    wait_until(lambda: "failing" in health.find_one({"_id": "stream"}), 120, "the failing batch in the health document")
+    doc = health.find_one({"_id": "stream"})
+    failing = doc["failing"]
+    assert "OperationTimedOut" in failing["error"] and failing["batchId"] > doc["lastBatchId"]
+    assert not assess(doc, now=failing["since"] + timedelta(seconds=1)).stalled
+    later = failing["since"] + timedelta(seconds=STALL_SECONDS)
+    verdict = assess(doc, now=later)
+    assert verdict.stalled and f"batch {failing['batchId']} keeps failing" in verdict.reason
+    view = build_view(snapshot_from_documents([], doc), None, k=1, top_domains=10, refresh_s=5, now=later, database=r.name)
+    assert view.status == "stalled" and verdict.reason in view.message
+
+    faults.unreachable = False
+    wait_until(lambda: "failing" not in health.find_one({"_id": "stream"}), 120, "the batch to succeed after the fault")
+    r.process_all()
+    assert_exact(r.profiles(cassandra), r.db, sent)
     assert_health(r.db, sent)

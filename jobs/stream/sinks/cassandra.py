@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import calendar
 import re
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.policies import RoundRobinPolicy
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import BatchStatement, BatchType, BoundStatement
 
 from userpipeline.jobs.endpoints import Endpoints
 from userpipeline.jobs.stream.deltas import Profile, Stored
@@ -30,8 +32,13 @@ MAX_TTL_SECONDS = 630_720_000  # Cassandra's limit: 20 years
 CONCURRENCY = 32
 LOOKUP_CHUNK = 100  # user ids per `IN` lookup: far fewer round trips than one query per user
 # Rows per UNLOGGED batch: ~4x the throughput of single inserts, and 10 rows (~4.5 KB) stay under
-# Cassandra's 5 KiB batch_size_warn_threshold. Each row keeps its own USING TIMESTAMP.
+# Cassandra's 5 KiB batch_size_warn_threshold. Each row keeps its own USING TIMESTAMP. A batch also
+# closes at BATCH_BYTES (estimated), so unusually long rows go in smaller batches or alone.
 BATCH_ROWS = 10
+BATCH_BYTES = 5 * 1024
+# A row Cassandra refuses (InvalidRequest) on its own is tried this often before it counts as refused.
+ROW_ATTEMPTS = 3
+ROW_RETRY_SECONDS = 0.5
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 COLUMNS = {
@@ -48,11 +55,38 @@ def epoch_ms(value: datetime) -> int:
     return calendar.timegm(value.utctimetuple()) * 1000 + value.microsecond // 1000
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A row Cassandra (or the driver, encoding it) still refused after ROW_ATTEMPTS, alone.
+
+    `error` is the type and message (Cassandra's say what is wrong, e.g. a key or batch size, not the
+    value); it goes to the dead-letter record only, logs get the type."""
+
+    profile: Profile
+    error: str
+
+
+@dataclass
+class WriteResult:
+    written: int = 0
+    refused: list[Refused] = field(default_factory=list)
+
+
+def estimated_bytes(bound: BoundStatement) -> int:
+    """The serialized size of a bound row, plus some overhead."""
+    return 64 + sum(len(v) for v in bound.values if isinstance(v, (bytes, bytearray)))
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error)[:300]}"
+
+
 class ProfileStore:
     def __init__(self, endpoints: Endpoints, ttl_seconds: int, hmac_key_id: str):
         if not _IDENTIFIER.match(endpoints.cassandra_keyspace):
             raise ValueError(f"keyspace {endpoints.cassandra_keyspace!r} is not a plain CQL identifier (a-z, 0-9, _)")
         self.keyspace = endpoints.cassandra_keyspace
+        self.manage_table_options = endpoints.manage_table_options
         self.replication = endpoints.cassandra_replication
         self.ttl_seconds = min(ttl_seconds, MAX_TTL_SECONDS)
         self.hmac_key_id = hmac_key_id
@@ -67,12 +101,15 @@ class ProfileStore:
             f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) USING TIMESTAMP ?")
 
     def ensure_schema(self) -> None:
-        """Create keyspace and table if missing; bring the table's TTL to the retention policy."""
+        """Create keyspace and table if missing; bring the table's TTL to the retention policy, unless another
+        owner has the table options (Endpoints.manage_table_options false: the operator on Kubernetes)."""
         columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
         self.session.execute(f"CREATE KEYSPACE IF NOT EXISTS {self.keyspace} WITH replication = {self.replication}")
         self.session.execute(
             f"CREATE TABLE IF NOT EXISTS {self.keyspace}.{TABLE} ({columns}, PRIMARY KEY (user_id)) "
             f"WITH default_time_to_live = {self.ttl_seconds}")
+        if not self.manage_table_options:
+            return
         row = self.session.execute(
             "SELECT default_time_to_live FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
             (self.keyspace, TABLE)).one()
@@ -92,15 +129,50 @@ class ProfileStore:
                                              epoch_ms(row.event_time), row.source_partition, row.source_offset)
         return stored
 
-    def write(self, profiles: Sequence[Profile]) -> int:
-        batches = []
-        for start in range(0, len(profiles), BATCH_ROWS):
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            for profile in profiles[start:start + BATCH_ROWS]:
-                batch.add(self._insert, self._values(profile))
-            batches.append((batch, ()))
-        execute_concurrent(self.session, batches, concurrency=CONCURRENCY, raise_on_first_error=True)
-        return len(profiles)
+    def write(self, profiles: Sequence[Profile]) -> WriteResult:
+        """Upsert the rows; a row Cassandra refuses (InvalidRequest, alone, ROW_ATTEMPTS times) is returned as
+        refused instead of failing the batch. Any other error (timeouts, unavailable nodes) raises."""
+        result = WriteResult()
+        rows: list[tuple[Profile, BoundStatement]] = []
+        for profile in profiles:
+            try:
+                rows.append((profile, self._insert.bind(self._values(profile))))
+            except (TypeError, ValueError) as exc:  # the driver cannot encode a value: no attempt can succeed
+                result.refused.append(Refused(profile, describe(exc)))
+        pending = _groups(rows)
+        while pending:
+            pending = self._write_groups(pending, result)
+        return result
+
+    def _write_groups(self, groups: list[list[tuple[Profile, BoundStatement]]], result: WriteResult) -> list:
+        """Write the groups at once; returns the halves of the groups Cassandra refused, to try again."""
+        outcomes = execute_concurrent(self.session, [(_statement(group), ()) for group in groups],
+                                      concurrency=CONCURRENCY, raise_on_first_error=False)
+        retry: list[list[tuple[Profile, BoundStatement]]] = []
+        for group, (ok, outcome) in zip(groups, outcomes):
+            if ok:
+                result.written += len(group)
+            elif not isinstance(outcome, InvalidRequest):
+                raise outcome
+            elif len(group) > 1:  # e.g. "Batch too large": each half on its own
+                log.warning("stream.cassandra_batch_split", rows=len(group), error=type(outcome).__name__)
+                retry += [group[:len(group) // 2], group[len(group) // 2:]]
+            else:
+                self._write_alone(group[0], result, outcome)
+        return retry
+
+    def _write_alone(self, row: tuple[Profile, BoundStatement], result: WriteResult, error: InvalidRequest) -> None:
+        """A row refused alone once: ROW_ATTEMPTS - 1 more tries, then it counts as refused."""
+        for attempt in range(2, ROW_ATTEMPTS + 1):
+            time.sleep(ROW_RETRY_SECONDS * (attempt - 1))
+            try:
+                self.session.execute(row[1])
+                result.written += 1
+                return
+            except InvalidRequest as exc:
+                error = exc
+        log.warning("stream.cassandra_row_refused", attempts=ROW_ATTEMPTS, error=type(error).__name__)
+        result.refused.append(Refused(row[0], describe(error)))
 
     def _values(self, p: Profile) -> tuple:
         return (p.user_id, p.full_name, p.gender, p.nat, p.age, p.api_age, p.dob, p.email_domain, p.email_hmac,
@@ -109,3 +181,26 @@ class ProfileStore:
 
     def close(self) -> None:
         self.cluster.shutdown()
+
+
+def _groups(rows: list[tuple[Profile, BoundStatement]]) -> list[list[tuple[Profile, BoundStatement]]]:
+    """Consecutive rows in groups of at most BATCH_ROWS rows and BATCH_BYTES (a longer row alone)."""
+    groups: list[list[tuple[Profile, BoundStatement]]] = []
+    size = 0
+    for row in rows:
+        row_bytes = estimated_bytes(row[1])
+        if not groups or len(groups[-1]) >= BATCH_ROWS or size + row_bytes > BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(row)
+        size += row_bytes
+    return groups
+
+
+def _statement(group: list[tuple[Profile, BoundStatement]]):
+    if len(group) == 1:  # a single row needs no batch, and Cassandra checks no batch size for it
+        return group[0][1]
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    for _, bound in group:
+        batch.add(bound)
+    return batch

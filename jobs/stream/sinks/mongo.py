@@ -31,8 +31,20 @@ class BatchCounts:
 
 
 @dataclass(frozen=True)
+class SinkRejection:
+    """A valid record Cassandra refused: dead-lettered as `sink_rejected`, its aggregates not applied."""
+
+    partition: int
+    offset: int
+    detail: str
+
+
+@dataclass(frozen=True)
 class Journal:
-    """What a batch decided before it changed anything: re-runs of the batch reuse it as is."""
+    """What a batch decided before it changed anything: re-runs of the batch reuse it as is.
+
+    `writes_done` is set once the Cassandra writes were tried, together with the deltas and counts
+    corrected for the rows Cassandra refused (`sink_rejected`)."""
 
     token: str
     batch_id: int
@@ -41,16 +53,20 @@ class Journal:
     counts: BatchCounts
     dlq_done: bool = False
     done: bool = False
+    writes_done: bool = False
+    sink_rejected: tuple[SinkRejection, ...] = ()
 
     def to_doc(self) -> dict[str, Any]:
         return {"_id": self.token, "batchId": self.batch_id, "asOf": self.as_of.isoformat(),
                 "deltas": [asdict(d) for d in self.deltas], "counts": asdict(self.counts),
-                "dlqDone": self.dlq_done, "done": self.done, "createdAt": _now()}
+                "dlqDone": self.dlq_done, "done": self.done, "writesDone": self.writes_done,
+                "sinkRejected": [asdict(r) for r in self.sink_rejected], "createdAt": _now()}
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Journal:
         return cls(doc["_id"], doc["batchId"], date.fromisoformat(doc["asOf"]), [Delta(**d) for d in doc["deltas"]],
-                   BatchCounts(**doc["counts"]), doc.get("dlqDone", False), doc.get("done", False))
+                   BatchCounts(**doc["counts"]), doc.get("dlqDone", False), doc.get("done", False),
+                   doc.get("writesDone", False), tuple(SinkRejection(**r) for r in doc.get("sinkRejected") or ()))
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,12 @@ class AggregateStore:
             return existing
         return journal
 
+    def record_writes(self, journal: Journal) -> None:
+        """The Cassandra writes were tried: keep the corrected deltas and counts, in one document update."""
+        self.journal.update_one({"_id": journal.token}, {"$set": {
+            "deltas": [asdict(d) for d in journal.deltas], "counts": asdict(journal.counts),
+            "sinkRejected": [asdict(r) for r in journal.sink_rejected], "writesDone": True}})
+
     def mark_dead_letters_sent(self, token: str) -> None:
         self.journal.update_one({"_id": token}, {"$set": {"dlqDone": True}})
 
@@ -119,6 +141,18 @@ class AggregateStore:
                     "lagRecords": health.lag_records, "freshnessSeconds": health.freshness_seconds,
                 }}),
         ], ordered=True)
+
+    def record_failure(self, batch_id: int, error: str) -> None:
+        """`failing: {since, batchId, error}` while a batch keeps failing; `since` stays from its first failure."""
+        now = _now()
+        kept = self.health.update_one({"_id": HEALTH_ID, "failing.batchId": batch_id},
+                                      {"$set": {"failing.error": error, "failing.lastAt": now}})
+        if kept.matched_count == 0:
+            self.health.update_one({"_id": HEALTH_ID}, {"$set": {"failing": {
+                "since": now, "lastAt": now, "batchId": batch_id, "error": error}}}, upsert=True)
+
+    def clear_failure(self) -> None:
+        self.health.update_one({"_id": HEALTH_ID, "failing": {"$exists": True}}, {"$unset": {"failing": ""}})
 
     def finish(self, token: str) -> None:
         """Mark the batch done; older journal entries are no longer needed (Spark re-runs only the last batch)."""
