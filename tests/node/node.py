@@ -33,6 +33,7 @@ log = structlog.get_logger("node")
 LOCK = Path("/run/userpipeline-node.lock")  # one node per machine: fixed paths, cgroup and namespace names
 # What a running node started and must undo; a run killed before its teardown leaves it for the next to undo.
 STATE = Path("/run/userpipeline-node.json")
+CONTAINERD_TMPFS = os.environ.get("USERPIPELINE_NODE_TMPFS", "4g")  # images (packed + unpacked) live there
 CONTROL_PLANE = ("etcd", "kube-apiserver", "forward", "kube-controller-manager", "kube-scheduler")
 
 
@@ -94,6 +95,7 @@ class Node:
         self.pki = NodePki(lay.home / "pki", lay.name, lay.node_ip, lay.service_ip)
         self._start_namespace()
         host.create_cgroups(lay.cgroup)
+        self._mount_containerd_tmpfs()
         # Unpacking the images takes seconds: it runs while the control plane starts.
         imports = self._start_containerd(timeout)
         self._spawn("etcd", [self.art["kube"], "etcd", *self._etcd_args()])
@@ -150,6 +152,14 @@ class Node:
         host_kubeconfig = configs.kubeconfig(self.layout, self.pki, "admin", f"https://127.0.0.1:{self.api_port}")
         host_kubeconfig.rename(self.kubeconfig)
         configs.kubeconfig(self.layout, self.pki, "admin")  # the in-namespace one, for kubectl via nsenter
+
+    def _mount_containerd_tmpfs(self) -> None:
+        """containerd's root and state in memory: unpacking the images at each start and deleting them at the end
+        take seconds on the shared disk, and an unmount on a tmpfs."""
+        lay = self.layout
+        lay.containerd_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={CONTAINERD_TMPFS},mode=0700", "upl-node-containerd",
+                        str(lay.containerd_dir)], check=True, capture_output=True, text=True, timeout=30)
 
     def _start_containerd(self, timeout: float) -> Future:
         """Start containerd; returns the (running) import of the images into it."""
