@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -13,24 +13,62 @@ from userpipeline.operator.kube.client import ApiException, Kube
 from harness.polling import wait_for  # noqa: F401 - used by the operator tests
 
 ROOT = Path(__file__).resolve().parents[2]
-# The project's shared material sits beside the clone (../shared), on developers' machines and in CI.
-SHARED_CRDS = Path(os.environ.get("USERPIPELINE_SHARED_DIR", ROOT.parent / "shared")) / "crds"
 OUR_CRD = ROOT / "charts" / "userpipeline" / "crds" / "userpipelines.userpipeline.io.yaml"
-UPSTREAM_CRDS = [
-    SHARED_CRDS / "strimzi" / "043-Crd-kafkatopic.yaml",
-    SHARED_CRDS / "spark-operator" / "sparkoperator.k8s.io_sparkapplications.yaml",
-]
+# Upstream material lives in the repository (no test reads ../shared): the operators' CRDs inside the
+# vendored chart archives (charts/userpipeline/charts/VENDOR.md), the rest in tests/fixtures/upstream/
+# (VERSIONS.md there says where each file comes from).
+VENDORED_CHARTS = ROOT / "charts" / "userpipeline" / "charts"
+UPSTREAM_FIXTURES = ROOT / "tests" / "fixtures" / "upstream"
+SKAFFOLD_SCHEMA = UPSTREAM_FIXTURES / "schemas" / "skaffold-v4beta14.json"
+CERT_MANAGER_CRDS = sorted((UPSTREAM_FIXTURES / "cert-manager-crds").glob("*.yaml"))
 
 
-def install_crds(kube: Kube, files: list[Path] | None = None, timeout: float = 60) -> list[str]:
+def upstream_file(name: str) -> Path:
+    """A file of tests/fixtures/upstream/ (e.g. "schemas/skaffold-v4beta14.json"), failing with what to do."""
+    path = UPSTREAM_FIXTURES / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: vendor it into tests/fixtures/upstream/ and record it in VERSIONS.md")
+    return path
+
+
+def vendored_crds(chart: str, member_suffix: str, kinds: set[str] | None = None) -> list[dict]:
+    """CRD documents from a vendored chart archive, e.g. ("strimzi-kafka-operator", "043-Crd-kafkatopic.yaml")."""
+    archives = sorted(VENDORED_CHARTS.glob(f"{chart}-[0-9]*.tgz"))
+    if len(archives) != 1:
+        raise FileNotFoundError(f"expected one {chart}-<version>.tgz in {VENDORED_CHARTS}, found {archives}")
+    docs = []
+    with tarfile.open(archives[0]) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith(member_suffix):
+                text = tar.extractfile(member).read().decode()
+                docs += [d for d in yaml.safe_load_all(text) if d and d.get("kind") == "CustomResourceDefinition"
+                         and (kinds is None or d["spec"]["names"]["kind"] in kinds)]
+    if not docs:
+        raise FileNotFoundError(f"no CRD {kinds or ''} in {archives[0].name} member *{member_suffix}")
+    return docs
+
+
+def upstream_crds() -> list[dict]:
+    """The upstream CRDs the operator's children need: KafkaTopic and SparkApplication."""
+    return [*vendored_crds("strimzi-kafka-operator", "/crds/043-Crd-kafkatopic.yaml"),
+            *vendored_crds("spark-operator", "/crds/sparkoperator.k8s.io_sparkapplications.yaml")]
+
+
+def _documents(source: Path | dict) -> list[dict]:
+    if isinstance(source, dict):
+        return [source]
+    return [doc for doc in yaml.safe_load_all(source.read_text()) if doc]
+
+
+def install_crds(kube: Kube, sources: list[Path | dict] | None = None, timeout: float = 60) -> list[str]:
     """Create the upstream CRDs (plain create: no managedFields for an 800 KB schema), apply ours,
-    and wait until each is Established and discoverable."""
+    and wait until each is Established and discoverable. `sources`: files or CRD documents."""
     crds: list[dict] = []
-    for path in files or [*UPSTREAM_CRDS, OUR_CRD]:
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
+    for source in sources or [*upstream_crds(), OUR_CRD]:
+        for doc in _documents(source):
+            if doc.get("kind") != "CustomResourceDefinition":
                 continue
-            if path == OUR_CRD:
+            if source == OUR_CRD:
                 kube.apply(doc, manager="test-harness")
             else:
                 try:
