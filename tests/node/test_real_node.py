@@ -1,5 +1,6 @@
 """A real single-node Kubernetes (kubelet + containerd + runc) on this machine: a Pod that meets the
-`restricted` Pod Security Standard runs and logs, one that does not is rejected, and the teardown leaves the
+`restricted` Pod Security Standard runs and logs, a ClusterIP Service reaches a ready Pod through kube-proxy
+(`kubectl exec` from the other), one that breaks the standard is rejected, and the teardown leaves the
 host as it found it (sysctls, processes, mounts, fixed folders).
 
 One node for the whole module (one per machine); the last test stops it and checks what is left.
@@ -71,6 +72,29 @@ def test_compliant_pod_runs_and_logs(core: client.CoreV1Api) -> None:
     wait_for(lambda: GREETING in core.read_namespaced_pod_log("compliant", NAMESPACE), timeout=30,
                what="the pod's log line")
     assert f"{GREETING} as uid 65534" in core.read_namespaced_pod_log("compliant", NAMESPACE)
+
+
+def test_service_reaches_a_ready_pod_through_kube_proxy(real_node: Node, core: client.CoreV1Api) -> None:
+    web = restricted_pod("web", command=["python3", "-m", "http.server", "8080"],
+                         readinessProbe={"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1})
+    web["metadata"]["labels"] = {"app": "web"}
+    core.create_namespaced_pod(NAMESPACE, web)
+    service = core.create_namespaced_service(NAMESPACE, {
+        "metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    wait_for(lambda: _ready(core.read_namespaced_pod("web", NAMESPACE)), timeout=90, what="the web pod Ready")
+
+    fetch = f"import urllib.request; print(urllib.request.urlopen('http://{service.spec.cluster_ip}/', timeout=5).status)"
+
+    def fetched_through_the_service():
+        # kubectl exec into the other pod: the ClusterIP answers once kube-proxy has written its rules.
+        result = real_node.kubectl("exec", "-n", NAMESPACE, "compliant", "--", "python3", "-c", fetch)
+        return result.returncode == 0 and result.stdout.strip() == "200"
+
+    wait_for(fetched_through_the_service, timeout=60, interval=1, what="HTTP 200 through the Service's ClusterIP")
+
+
+def _ready(pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
 def test_privileged_pod_is_rejected(core: client.CoreV1Api) -> None:
