@@ -70,10 +70,11 @@ def up(
     cassandra_storage: Annotated[int | None, typer.Option("--cassandra-storage-port")] = None,
     ferretdb_mongo: Annotated[int | None, typer.Option("--ferretdb-port")] = None,
     port: Annotated[list[str] | None, typer.Option("--port", help="Any other port: SERVICE.ROLE=PORT, e.g. dashboard.http=8051.")] = None,
+    supervise: Annotated[bool, typer.Option("--supervise/--no-supervise", help="Keep a supervisor running that restarts any service that dies (with backoff).")] = True,
 ) -> None:
     """Start every service that is not running and wait until all are healthy.
 
-    Ports given once are remembered in the state directory.
+    Ports given once are remembered in the state directory. A supervisor then restarts whatever dies.
     """
     platform = _platform(state_dir, port, kafka_broker=kafka_broker, kafka_controller=kafka_controller,
                          cassandra_cql=cassandra_cql, cassandra_storage=cassandra_storage,
@@ -82,7 +83,7 @@ def up(
         if spec is not None:
             platform.use_spec(spec)
         with console.status("starting") as status:
-            timings = platform.up(progress=status.update)
+            timings = platform.up(progress=status.update, supervise=supervise)
     except (ServiceError, ArtifactsMissing) as exc:
         _fail(str(exc))
     except (ValidationError, yaml.YAMLError, OSError) as exc:
@@ -109,17 +110,47 @@ def status(
     state_dir: StateDir = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh every 2 s until Ctrl-C.")] = False,
 ) -> None:
-    """Show each service's pid, ports, health and memory, and the pipeline's progress. Exit 1 if any is down."""
+    """Show each service's pid, ports, health, memory and restarts, and the pipeline's progress.
+
+    Exit 1 if any service is down, the stream is stalled (a batch keeps failing, or no batch completes while
+    records wait) or the producer's records get no acknowledgement.
+    """
     platform = _platform(state_dir)
     if watch:
         _watch(platform)
         return
     statuses = platform.status()
-    _print_status(statuses, platform)
+    stalls = _stalls(platform)
+    _print_status(statuses, platform, stalls)
+    failed = False
     if not all(s.healthy for s in statuses):
         down_names = ", ".join(s.name for s in statuses if not s.healthy)
         err.print(f"[yellow]not healthy:[/] {down_names}; `userpipeline up` (re)starts them")
+        failed = True
+    for name, reason in stalls.items():
+        err.print(f"[red]{name} stalled:[/] {reason}; see `userpipeline logs {name}`", highlight=False, soft_wrap=True)
+        failed = True
+    if failed:
         raise typer.Exit(1)
+
+
+# Records waiting this long with no acknowledgement at all make the producer count as stalled.
+PRODUCER_STALL_SECONDS = 60.0
+
+
+def _stalls(platform: LocalPlatform) -> dict[str, str]:
+    """Parts that run but make no progress: the stream (its health verdict) and the producer (no acks)."""
+    stalls = {}
+    verdict = platform.stream_health()
+    if verdict is not None and verdict.stalled:
+        stalls["stream"] = verdict.reason
+    if platform.spec_path() is not None:
+        progress = platform.progress()
+        waiting = progress.get("secondsWithoutAcks") or 0
+        if isinstance(waiting, (int, float)) and waiting >= PRODUCER_STALL_SECONDS:
+            stalls["producer"] = (f"{progress.get('outstanding', 0)} records wait with no acknowledgement from Kafka "
+                                  f"for {waiting:.0f}s")
+    return stalls
 
 
 @app.command()
@@ -161,19 +192,21 @@ def reset(
     target = _service(state_dir, service)
     if not yes:
         _fail(f"this deletes {target.data_dir}; run again with --yes to confirm")
+    _platform(state_dir).supervisor.stop()  # it would restart the service while its data is deleted
     target.stop()
     shutil.rmtree(target.data_dir, ignore_errors=True)
-    console.print(f"deleted {target.data_dir}; `userpipeline up` starts {service} afresh")
+    console.print(f"deleted {target.data_dir}; `userpipeline up` starts {service} afresh (and the supervisor again)")
 
 
 def _watch(platform: LocalPlatform) -> None:
     from rich.live import Live
 
     try:
-        with Live(_status_table(platform.status(), platform), console=console, refresh_per_second=1) as live:
+        with Live(_status_table(platform.status(), platform, _stalls(platform)), console=console,
+                  refresh_per_second=1) as live:
             while True:
                 time.sleep(2)
-                live.update(_status_table(platform.status(), platform))
+                live.update(_status_table(platform.status(), platform, _stalls(platform)))
     except KeyboardInterrupt:
         pass
 
@@ -201,25 +234,29 @@ def purge(spec: Annotated[Path, typer.Option("--file", "-f", help="UserPipeline 
     console.print(f"purged {result.aggregates_deleted} aggregate documents last updated before {result.cutoff:%Y-%m-%d %H:%M} UTC")
 
 
-def _print_status(statuses: list[ServiceStatus], platform: LocalPlatform) -> None:
-    console.print(_status_table(statuses, platform))
+def _print_status(statuses: list[ServiceStatus], platform: LocalPlatform, stalls: dict[str, str] | None = None) -> None:
+    console.print(_status_table(statuses, platform, stalls or {}))
     endpoints = platform.endpoints()
     console.print(f"kafka [bold]{endpoints.kafka_bootstrap}[/]  cassandra [bold]{endpoints.cassandra_hosts}[/]  "
                   f"mongodb [bold]{platform.ferretdb.uri}[/]", highlight=False)
 
 
-def _status_table(statuses: list[ServiceStatus], platform: LocalPlatform) -> Table:
+def _status_table(statuses: list[ServiceStatus], platform: LocalPlatform, stalls: dict[str, str]) -> Table:
     progress = platform.progress()
     caption = "  ".join(f"{key} {value:.1f}" if isinstance(value, float) else f"{key} {value}"
                         for key, value in progress.items()) or None
     table = Table(title=f"userpipeline — {platform.state_dir}", caption=caption)
-    for column in ("service", "state", "pid", "ports", "memory"):
+    for column in ("service", "state", "pid", "ports", "memory", "restarts"):
         table.add_column(column)
+    restarts = platform.restarts()
     for s in statuses:
         colour = "green" if s.healthy else ("yellow" if s.running else "red")
+        state = s.state
+        if s.healthy and s.name in stalls:
+            colour, state = "red", "stalled"
         ports = ", ".join(f"{role} {port}" for role, port in s.ports.items())
         memory = f"{s.rss_bytes / 2**20:.0f} MiB" if s.rss_bytes else "-"
-        table.add_row(s.name, f"[{colour}]{s.state}[/]", str(s.pid or "-"), ports, memory)
+        table.add_row(s.name, f"[{colour}]{state}[/]", str(s.pid or "-"), ports, memory, str(restarts.get(s.name, 0)))
     return table
 
 

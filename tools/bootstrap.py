@@ -40,6 +40,23 @@ def say(step: str, message: str) -> None:
     print(f"[bootstrap] {step:<9} {message}", flush=True)
 
 
+# What to do when a step's command fails, shown under the command's own output.
+HINTS = {
+    "venv": "check that PyPI is reachable (pip's proxy/index settings) and that python3.11-venv is installed, "
+            "then rerun `make bootstrap`",
+    "jars": "check that Maven Central is reachable (proxy in ~/.m2/settings.xml) and Java 17 is installed, "
+            "then rerun `make bootstrap` (partial downloads are discarded)",
+    "ferretdb": "check that the Go module proxy is reachable (GOPROXY) and `go version` is 1.26 or later, then rerun",
+    "kube": "check that the Go module proxy is reachable (GOPROXY) and `go version` is 1.26 or later, then rerun",
+    "helm": "check that the Go module proxy is reachable (GOPROXY) and `go version` is 1.26 or later, then rerun",
+    "browser": "check that the Debian mirror is reachable (`apt-get update`), or install them yourself: "
+               "`sudo apt-get install -y chromium chromium-driver`, then rerun",
+}
+# apt and dpkg take these locks; another apt-get (or unattended-upgrades) may hold them for minutes.
+APT_LOCKS = (Path("/var/lib/dpkg/lock-frontend"), Path("/var/lib/dpkg/lock"), Path("/var/lib/apt/lists/lock"))
+APT_LOCK_TIMEOUT = 600
+
+
 def run(cmd: list[str], step: str, **kwargs) -> None:
     """Run a command; on failure show its output's tail and what to do."""
     started = time.monotonic()
@@ -48,7 +65,9 @@ def run(cmd: list[str], step: str, **kwargs) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
-        raise BootstrapError(f"{step}: `{' '.join(cmd[:4])} ...` failed (exit {proc.returncode}):\n{tail}")
+        hint = HINTS.get(step, "read the output above, fix the cause, then rerun `make bootstrap`")
+        raise BootstrapError(f"{step}: `{' '.join(cmd[:4])} ...` failed (exit {proc.returncode}):\n{tail}\n"
+                             f"what to do: {hint}")
     say(step, f"  ran {Path(cmd[0]).name} {' '.join(cmd[1:3])} in {time.monotonic() - started:.0f}s")
 
 
@@ -186,19 +205,73 @@ def step_helm(manifest: dict) -> None:
     manifest["helm"] = str(binary)
 
 
+def lock_holder(path: Path) -> bool:
+    """True while another process holds the fcntl lock apt/dpkg use on `path`."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False  # missing (or not ours to open): nothing to wait for
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def wait_for_package_lock(step: str, locks: tuple[Path, ...] = APT_LOCKS, timeout: float = APT_LOCK_TIMEOUT,
+                          interval: float = 2.0) -> None:
+    """Wait (with a progress line) while another apt/dpkg run holds the package manager's lock."""
+    started = time.monotonic()
+    reported = -1.0
+    while busy := [str(p) for p in locks if lock_holder(p)]:
+        waited = time.monotonic() - started
+        if waited >= timeout:
+            raise BootstrapError(f"{step}: another apt/dpkg process still holds {', '.join(busy)} after {timeout:.0f}s; "
+                                 "what to do: wait for it to finish (`ps aux | grep -E 'apt|dpkg'`), then rerun")
+        if waited - reported >= 10 or reported < 0:
+            say(step, f"waiting for the package manager lock ({', '.join(busy)}) held by another apt/dpkg: "
+                      f"{waited:.0f}s of at most {timeout:.0f}s")
+            reported = waited
+        time.sleep(interval)
+
+
+def apt_get(*args: str) -> list[str]:
+    """apt-get that waits for a busy dpkg lock instead of failing at once."""
+    return ["apt-get", "-o", f"DPkg::Lock::Timeout={APT_LOCK_TIMEOUT}", *args]
+
+
 def step_browser(manifest: dict) -> None:
     missing = [p for p, exe in (("chromium", "chromium"), ("chromium-driver", "chromedriver")) if not shutil.which(exe)]
     if missing:
         if os.geteuid() != 0:
             raise BootstrapError(f"missing {' '.join(missing)}: run `sudo apt-get install -y {' '.join(missing)}`")
         say("browser", f"installing {' '.join(missing)} with apt-get")
-        run(["apt-get", "update", "-q"], "browser")
-        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], "browser",
+        wait_for_package_lock("browser")
+        run(apt_get("update", "-q"), "browser")
+        wait_for_package_lock("browser")
+        run(apt_get("install", "-y", "-q", "--no-install-recommends", *missing), "browser",
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     else:
         say("browser", "chromium and chromedriver present")
     manifest["chromium"] = shutil.which("chromium")
     manifest["chromedriver"] = shutil.which("chromedriver")
+
+
+def run_step(name: str, manifest: dict) -> None:
+    """One step; an unexpected failure (disk full, a broken cache file...) also ends with what to do."""
+    started = time.monotonic()
+    try:
+        globals()[f"step_{name}"](manifest)
+    except BootstrapError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure gets a readable message and a hint
+        raise BootstrapError(f"{name}: {type(exc).__name__}: {exc}\nwhat to do: {HINTS[name]}") from exc
+    say(name, f"done in {time.monotonic() - started:.1f}s")
 
 
 def main() -> None:
@@ -214,9 +287,7 @@ def main() -> None:
     started = time.monotonic()
     for name in STEPS:
         if name in steps:
-            t0 = time.monotonic()
-            globals()[f"step_{name}"](manifest)
-            say(name, f"done in {time.monotonic() - t0:.1f}s")
+            run_step(name, manifest)
     manifest["versions"] = VERSIONS
     # Merge with what an earlier (or concurrent) run recorded for the steps not run now.
     recorded = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}

@@ -30,6 +30,8 @@ def main(
     progress_file: Annotated[Optional[Path], typer.Option(help="JSON progress file (read by `userpipeline status`; synthetic runs resume from it).")] = None,
     acked_log: Annotated[Optional[Path], typer.Option(help="Append '<index>\\t<key>' per acknowledged record (test/ops tooling).")] = None,
     resume: Annotated[bool, typer.Option(help="Synthetic source: continue after the last acknowledged index in --progress-file.")] = True,
+    stall_warning_after: Annotated[float, typer.Option(min=0.1, help="Warn when records wait this many seconds with no acknowledgement.")] = 15.0,
+    stall_recovery_after: Annotated[float, typer.Option(min=1, help="Replace a Kafka client that reported no delivery for this many seconds while the cluster answers.")] = 45.0,
     verbose: Annotated[bool, typer.Option("--verbose", help="Debug logs.")] = False,
 ) -> None:
     configure_logging(verbose)
@@ -38,7 +40,8 @@ def main(
     try:
         runner = Runner(
             Options(spec_path=spec, source=source.value if source else None, count=count,
-                    progress_file=progress_file, acked_log=acked_log, resume=resume),
+                    progress_file=progress_file, acked_log=acked_log, resume=resume,
+                    stall_warning_after=stall_warning_after, stall_recovery_after=stall_recovery_after),
             Endpoints.from_env(),
         )
     except (ValidationError, ValueError, OSError) as exc:

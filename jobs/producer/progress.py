@@ -34,6 +34,10 @@ class Progress:
     acked: int = 0
     failed: int = 0
     nextIndex: int = 0  # noqa: N815 - JSON field name
+    outstanding: int = 0  # handed to the Kafka client, not yet acknowledged
+    oldestUnackedSeconds: float = 0.0  # noqa: N815
+    secondsWithoutAcks: float = 0.0  # noqa: N815 - records wait and no delivery report came for this long
+    clientRecoveries: int = 0  # noqa: N815 - times a silent Kafka client was replaced
     ratePerSecond: float = 0.0  # noqa: N815
     paused: bool = False
     state: str = "starting"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,11 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         "queue.buffering.max.messages": 100_000,
         "queue.buffering.max.kbytes": 256 * 1024,
         "delivery.timeout.ms": 300_000,
+        # A broker in controlled shutdown answers metadata without itself; librdkafka then drops every broker
+        # it knew (the bootstrap one is gone after the first metadata) and only bootstraps again after this
+        # long (default 300 s, as long as delivery.timeout.ms): records waited silently. See docs/reliability.md.
+        "metadata.recovery.strategy": "rebootstrap",
+        "metadata.recovery.rebootstrap.trigger.ms": 5_000,
         **overrides,
     }
 
@@ -81,19 +87,32 @@ class Publisher:
         self.produced = self.acked = self.failed = 0
         self._on_ack = on_ack
         self._max_requeues = max_requeues
-        self._requeue: list[tuple[int, Message, int]] = []
+        self._requeue: list[tuple[int, Message, int, int]] = []
         self._fatal: KafkaError | None = None
-        self._producer = Producer({**config, "error_cb": self._on_client_error})
+        self._full_config = config
+        self._sent_at: dict[int, float] = {}  # serial -> when first handed to the client, until acked or failed
+        self._serial = 0
+        self._last_delivery = time.monotonic()
+        self.recoveries = 0
+        self._producer = self._new_producer()
+
+    def _new_producer(self) -> Producer:
+        return Producer({**self._full_config, "error_cb": self._on_client_error})
 
     # -- sending ---------------------------------------------------------------------------------
 
     def send(self, index: int, message: Message) -> None:
         self._check_fatal()
+        now = time.monotonic()
+        if not self._sent_at:
+            self._last_delivery = now  # the wait for an acknowledgement starts now
         self.produced += 1
-        self._produce(index, message, 0)
+        self._serial += 1
+        self._sent_at[self._serial] = now
+        self._produce(index, message, 0, self._serial)
 
-    def _produce(self, index: int, message: Message, attempt: int) -> None:
-        callback = functools.partial(self._on_delivery, index, message, attempt)
+    def _produce(self, index: int, message: Message, attempt: int, serial: int) -> None:
+        callback = functools.partial(self._on_delivery, index, message, attempt, serial)
         while True:
             try:
                 self._producer.produce(self.topic, message.value, message.key, on_delivery=callback)
@@ -101,19 +120,54 @@ class Publisher:
             except BufferError:  # local queue full: serve delivery callbacks, then try again
                 self._producer.poll(0.05)
             except KafkaException as exc:  # refused before sending, e.g. larger than message.max.bytes
-                self._report(index, message.key, exc.args[0], len(message.value))
+                self._report(index, message.key, exc.args[0], len(message.value), serial)
                 return
 
     def poll(self, timeout: float = 0.0) -> None:
         self._producer.poll(timeout)
         self._check_fatal()
         requeue, self._requeue = self._requeue, []
-        for index, message, attempt in requeue:
-            self._produce(index, message, attempt)
+        for index, message, attempt, serial in requeue:
+            self._produce(index, message, attempt, serial)
 
     @property
     def outstanding(self) -> int:
         return len(self._producer) + len(self._requeue)
+
+    def oldest_unacked_seconds(self) -> float:
+        """Age of the oldest record handed to the client and not yet acknowledged (0 when none)."""
+        oldest = next(iter(self._sent_at.values()), None)
+        return 0.0 if oldest is None else time.monotonic() - oldest
+
+    def seconds_without_acks(self) -> float:
+        """How long records have been waiting with no delivery report at all (0 when nothing waits)."""
+        return time.monotonic() - self._last_delivery if self._sent_at else 0.0
+
+    def cluster_ready(self) -> bool:
+        """True when the cluster answers and every partition of the topic has a leader."""
+        admin = AdminClient({"bootstrap.servers": self.config["bootstrap.servers"], "log_level": 0})
+        try:  # a fresh client: the stuck one may know no broker at all
+            topic = admin.list_topics(self.topic, timeout=5).topics.get(self.topic)
+        except KafkaException:
+            return False
+        return bool(topic and topic.error is None and topic.partitions
+                    and all(p.leader >= 0 for p in topic.partitions.values()))
+
+    def recover(self) -> None:
+        """Replace a client that stopped reporting deliveries: purge it and re-send everything it held.
+
+        Records purged while in flight may already be written, so Kafka can hold a duplicate; the
+        stream is idempotent per user id, and nothing is lost.
+        """
+        old, self._producer = self._producer, self._new_producer()
+        old.purge(in_queue=True, in_flight=True, blocking=False)
+        deadline = time.monotonic() + 10
+        while len(old) and time.monotonic() < deadline:
+            old.poll(0.1)  # serves the purged records' callbacks: they are queued for the new client
+        self.recoveries += 1
+        self._last_delivery = time.monotonic()
+        log.warning("producer.client_replaced", requeued=len(self._requeue), left_behind=len(old),
+                    recoveries=self.recoveries, hint="the Kafka client stopped reporting deliveries; records are re-sent")
 
     def flush(self, timeout: float = 60.0) -> None:
         """Wait for every delivery; raise DeliveryError if any record is not acknowledged."""
@@ -129,20 +183,27 @@ class Publisher:
 
     # -- callbacks -------------------------------------------------------------------------------
 
-    def _on_delivery(self, index: int, message: Message, attempt: int, err: KafkaError | None, msg: KafkaMessage) -> None:
+    def _on_delivery(self, index: int, message: Message, attempt: int, serial: int, err: KafkaError | None,
+                     msg: KafkaMessage) -> None:
+        self._last_delivery = time.monotonic()
         if err is None:
             self.acked += 1
+            self._sent_at.pop(serial, None)
             if self._on_ack is not None:
                 self._on_ack(Ack(index, message.key, msg.partition(), msg.offset()))
             return
+        if err.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):  # recover() replaced the client
+            self._requeue.append((index, message, attempt, serial))
+            return
         if (err.retriable() or err.code() == KafkaError._MSG_TIMED_OUT) and not err.fatal() and attempt < self._max_requeues:
             log.warning("producer.delivery_retry", index=index, attempt=attempt + 1, error=err.name())
-            self._requeue.append((index, message, attempt + 1))
+            self._requeue.append((index, message, attempt + 1, serial))
             return
-        self._report(index, message.key, err, len(message.value))
+        self._report(index, message.key, err, len(message.value), serial)
 
-    def _report(self, index: int, key: bytes | None, err: KafkaError, size: int) -> None:
+    def _report(self, index: int, key: bytes | None, err: KafkaError, size: int, serial: int) -> None:
         self.failed += 1
+        self._sent_at.pop(serial, None)
         log.error("producer.delivery_failed", index=index, key=key.decode() if key else None, error=err.name(),
                   detail=err.str(), value_bytes=size, failed_total=self.failed)
 
@@ -192,6 +253,19 @@ def _create_or_update(admin: AdminClient, topic: NewTopic) -> None:
         resource = ConfigResource(ResourceType.TOPIC, topic.topic, incremental_configs=entries)
         admin.incremental_alter_configs([resource])[resource].result()
         log.info("producer.topic_config_applied", topic=topic.topic, **{k.replace(".", "_"): v for k, v in topic.config.items()})
+
+
+def wait_for_topic(bootstrap: str, topic: str, stopping: threading.Event, interval: float = 5.0) -> None:
+    """Topics owned by someone else (Strimzi KafkaTopics): wait until the raw topic exists, never create it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    while not stopping.is_set():
+        metadata = admin.list_topics(timeout=15)
+        if topic in metadata.topics and metadata.topics[topic].error is None:
+            log.info("producer.topic_found", topic=topic, managed=False)
+            return
+        log.warning("producer.topic_missing", topic=topic, managed=False,
+                    hint="topics are not managed here (USERPIPELINE_MANAGE_TOPICS=false): create it, e.g. with its KafkaTopic")
+        stopping.wait(interval)
 
 
 def ensure_topics(bootstrap: str, spec: UserPipelineSpec) -> None:

@@ -16,7 +16,14 @@ from userpipeline.jobs.endpoints import Endpoints
 from userpipeline.jobs.producer import progress as metrics
 from userpipeline.jobs.producer.feeds import Feed, RandomUserFeed, SyntheticFeed
 from userpipeline.jobs.producer.progress import AckLog, Progress, Watermark
-from userpipeline.jobs.producer.publisher import Ack, DeliveryError, Publisher, ensure_topics, producer_config
+from userpipeline.jobs.producer.publisher import (
+    Ack,
+    DeliveryError,
+    Publisher,
+    ensure_topics,
+    producer_config,
+    wait_for_topic,
+)
 from userpipeline.jobs.producer.randomuser import RandomUserClient
 from userpipeline.jobs.producer.rate import TokenBucket
 from userpipeline.jobs.producer.sanitize import to_message
@@ -41,6 +48,12 @@ class Options:
     report_every: float = 5.0
     flush_timeout: float = 25.0  # below Kubernetes' default 30 s grace period
     spec_poll_interval: float = 1.0
+    # Records outstanding with no delivery report at all for this long: warn (and say so in the progress file).
+    stall_warning_after: float = 15.0
+    # ... for this long, and the cluster has answered with a leader for every partition for `stall_recovery_grace`
+    # seconds (time for the client to reconnect on its own after a broker restart): replace the client.
+    stall_recovery_after: float = 45.0
+    stall_recovery_grace: float = 20.0
 
 
 class Runner:
@@ -57,6 +70,8 @@ class Runner:
         self.ack_log = AckLog(options.acked_log)
         self.bucket = TokenBucket(self.spec.producer.rate_per_second, paused=self.spec.producer.paused)
         self._counted = (0, 0)  # acked, failed already added to the Prometheus counters
+        self._warned_at = 0.0  # seconds_without_acks when the last stall warning was logged
+        self._ready_since: float | None = None  # since when the cluster answers while records still wait
 
     def _initial_progress(self) -> Progress:
         seed = self.spec.source.seed if self.source == "synthetic" else None
@@ -94,11 +109,18 @@ class Runner:
     def run(self) -> int:
         """Publish until the feed is exhausted or a stop signal; 0 when every record was acknowledged."""
         try:
-            ensure_topics(self.endpoints.kafka_bootstrap, self.spec)
+            if self.endpoints.manage_topics:
+                ensure_topics(self.endpoints.kafka_bootstrap, self.spec)
+            else:
+                wait_for_topic(self.endpoints.kafka_bootstrap, self.spec.topic.name, self.stopping)
         except KafkaException as exc:
             log.error("producer.kafka_unreachable", bootstrap=self.endpoints.kafka_bootstrap, error=str(exc),
                       hint="start Kafka or fix USERPIPELINE_KAFKA_BOOTSTRAP, then restart the producer")
             return 1
+        if self.stopping.is_set():
+            self.progress.state = "stopped"
+            self.progress.write(self.options.progress_file)
+            return 0
         publisher = Publisher(producer_config(self.endpoints.kafka_bootstrap), self.spec.topic.name, on_ack=self._on_ack)
         feed = self._feed()
         log.info("producer.started", source=self.source, topic=self.spec.topic.name, start_index=self.progress.nextIndex,
@@ -129,9 +151,10 @@ class Runner:
         while not self.stopping.is_set() and not (feed.exhausted and publisher.outstanding == 0):
             self._apply_spec_changes()
             sent = self._send_some(feed, publisher)
-            publisher.poll(0 if sent else min(0.1, self.bucket.wait_time()))
+            publisher.poll(0 if sent else min(0.1, max(0.01, self.bucket.wait_time())))
             now = time.monotonic()
             if now - last_write >= 1.0:
+                self._watch_acks(publisher)
                 self._update_progress(publisher)
                 last_write = now
             if now - last_report >= self.options.report_every:
@@ -140,6 +163,32 @@ class Runner:
                          outstanding=publisher.outstanding, acked_per_second=round(rate, 1),
                          rate_per_second=self.bucket.rate, paused=self.bucket.paused)
                 last_report, acked_at_report = now, publisher.acked
+
+    def _watch_acks(self, publisher: Publisher) -> None:
+        """Say so when records wait without acknowledgements; replace the client if it stopped reporting."""
+        waiting = publisher.seconds_without_acks()
+        if waiting < self.options.stall_warning_after:
+            self._warned_at, self._ready_since = 0.0, None
+            return
+        if waiting - self._warned_at >= self.options.stall_warning_after:
+            self._warned_at = waiting
+            log.warning("producer.acks_stalled", outstanding=publisher.outstanding, seconds_without_acks=round(waiting),
+                        oldest_unacked_seconds=round(publisher.oldest_unacked_seconds()),
+                        hint="check Kafka (`userpipeline status`, its log); the records are kept and retried")
+        if waiting >= self.options.stall_recovery_after:
+            self._recover_if_cluster_ready(publisher)
+
+    def _recover_if_cluster_ready(self, publisher: Publisher) -> None:
+        """Replace the client only once Kafka has answered for a while: a broker still down is no client fault."""
+        if not publisher.cluster_ready():
+            self._ready_since = None
+            return
+        now = time.monotonic()
+        if self._ready_since is None:
+            self._ready_since = now
+        if now - self._ready_since >= self.options.stall_recovery_grace:
+            publisher.recover()
+            self._warned_at, self._ready_since = 0.0, None
 
     def _send_some(self, feed: Feed, publisher: Publisher) -> int:
         room = min(CHUNK, MAX_IN_FLIGHT - publisher.outstanding)
@@ -183,6 +232,10 @@ class Runner:
         metrics.FAILED.inc(publisher.failed - self._counted[1])
         self._counted = (publisher.acked, publisher.failed)
         p.nextIndex = self.watermark.next
+        p.outstanding = publisher.outstanding
+        p.oldestUnackedSeconds = round(publisher.oldest_unacked_seconds(), 1)
+        p.secondsWithoutAcks = round(publisher.seconds_without_acks(), 1)
+        p.clientRecoveries = self.base.clientRecoveries + publisher.recoveries
         p.ratePerSecond = self.bucket.rate
         p.paused = self.bucket.paused
         if p.state in ("starting", "running", "paused"):

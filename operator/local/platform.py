@@ -16,7 +16,9 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from userpipeline.jobs.endpoints import Endpoints
+from userpipeline.jobs.stream.health import STALL_SECONDS, StreamHealth, assess
 from userpipeline.operator.local.apps import AppService, DashboardApp, ProducerApp, ReconcilerApp, StreamApp
+from userpipeline.operator.local.supervisor import SupervisorService
 from userpipeline.operator.local.services import (
     CassandraService,
     FerretDBService,
@@ -41,6 +43,7 @@ class LocalPlatform:
         self.cassandra = CassandraService(self.state_dir / "cassandra", ports.get("cassandra"))
         self.ferretdb = FerretDBService(self.state_dir / "ferretdb", ports.get("ferretdb"))
         self.infrastructure: list[Service] = [self.kafka, self.cassandra, self.ferretdb]
+        self.supervisor = SupervisorService(self.state_dir / "supervisor", self.state_dir)
 
     def endpoints(self) -> Endpoints:
         return Endpoints(
@@ -102,8 +105,13 @@ class LocalPlatform:
                 return service
         raise KeyError(f"no service named {name!r}; choose from {', '.join(s.name for s in self.services())}")
 
-    def up(self, progress: Callable[[str], None] | None = None) -> dict[str, float]:
-        """Start what is not running (restarting crashed services), wait for health; seconds per service."""
+    def up(self, progress: Callable[[str], None] | None = None, supervise: bool = True) -> dict[str, float]:
+        """Start what is not running (restarting crashed services), wait for health; seconds per service.
+
+        The supervisor pauses meanwhile (both would start the same services) and, with `supervise`,
+        runs again afterwards to restart whatever dies later.
+        """
+        self.supervisor.stop()
         services = self.services()
         for service in services:
             if service.pid() is None:
@@ -113,16 +121,39 @@ class LocalPlatform:
             if progress:
                 progress(f"starting {service.name}")
             timings[service.name] = _timed(lambda s=service: s.start(progress=progress))
+        if supervise:
+            timings[self.supervisor.name] = _timed(lambda: self.supervisor.start(progress=progress))
         return timings
 
     def down(self, progress: Callable[[str], None] | None = None) -> None:
-        for service in reversed(self.services()):
+        for service in [self.supervisor, *reversed(self.services())]:
             if progress:
                 progress(f"stopping {service.name}")
             service.stop()
 
     def status(self) -> list[ServiceStatus]:
-        return [service.status() for service in self.services()]
+        """Every service; the supervisor too when it runs (started by `up`, absent with `--no-supervise`)."""
+        supervisor = [self.supervisor] if self.supervisor.pid() is not None else []
+        return [service.status() for service in [*self.services(), *supervisor]]
+
+    def restarts(self) -> dict[str, int]:
+        """How many times the supervisor restarted each service (kept across supervisor restarts)."""
+        return self.supervisor.restarts()
+
+    def health_document(self) -> dict | None:
+        """The stream's `pipeline_health` document; None when FerretDB does not answer (or has none yet: {})."""
+        try:
+            with self.ferretdb.client(serverSelectionTimeoutMS=1000) as client:
+                return client[self.endpoints().mongo_database]["pipeline_health"].find_one({"_id": "stream"}) or {}
+        except Exception:  # noqa: BLE001 - status must show what it can, whatever the store does
+            return None
+
+    def stream_health(self, stall_seconds: float = STALL_SECONDS) -> StreamHealth | None:
+        """The verdict on the stream from its health document; None without a pipeline or a reachable FerretDB."""
+        if self.spec_path() is None:
+            return None
+        doc = self.health_document()
+        return None if doc is None else assess(doc, stall_seconds=stall_seconds)
 
     def progress(self) -> dict[str, object]:
         """Records produced (producer's progress file) and processed/rejected/lag (stream's health document)."""
@@ -130,12 +161,9 @@ class LocalPlatform:
             return {}
         numbers: dict[str, object] = {}
         producer = next(app for app in self.apps() if isinstance(app, ProducerApp))
-        numbers.update({k: v for k, v in producer.progress().items() if k in ("produced", "acked", "failed")})
-        try:
-            with self.ferretdb.client(serverSelectionTimeoutMS=1000) as client:
-                health = client[self.endpoints().mongo_database]["pipeline_health"].find_one({"_id": "stream"}) or {}
-        except Exception:
-            health = {}
+        numbers.update({k: v for k, v in producer.progress().items()
+                        if k in ("produced", "acked", "failed", "outstanding", "secondsWithoutAcks")})
+        health = self.health_document() or {}
         for key in ("processed", "rejected", "filtered", "lagRecords", "freshnessSeconds", "recordsPerSecond"):
             if key in health:
                 numbers[key] = health[key]

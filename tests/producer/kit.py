@@ -136,8 +136,8 @@ def producer_command(spec: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "userpipeline.jobs.producer", "--spec", str(spec), *args]
 
 
-def start_producer(spec: Path, bootstrap: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "USERPIPELINE_KAFKA_BOOTSTRAP": bootstrap, "USERPIPELINE_LOG_FORMAT": "json"}
+def start_producer(spec: Path, bootstrap: str, log: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "USERPIPELINE_KAFKA_BOOTSTRAP": bootstrap, "USERPIPELINE_LOG_FORMAT": "json", **(env or {})}
     with open(log, "ab") as out:
         return subprocess.Popen(producer_command(spec, *args), stdout=out, stderr=subprocess.STDOUT, env=env)
 
