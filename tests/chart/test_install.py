@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class Release:
     keyspace: str
     database: str
     mongo_uri: str
+    install: subprocess.CompletedProcess  # `helm install --wait`
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
 
 
 @pytest.fixture(scope="module")
-def release(plane: ControlPlane, cassandra, mongo, tmp_path_factory: pytest.TempPathFactory) -> Release:
+def release(plane: ControlPlane, cassandra, mongo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     admin = Kube(plane.api_client())
     suffix = uuid.uuid4().hex[:8]
     keyspace, database = f"ks_{suffix}", f"db_{suffix}"
@@ -82,9 +84,12 @@ def release(plane: ControlPlane, cassandra, mongo, tmp_path_factory: pytest.Temp
     wiring["cassandra_hosts"] = {"value": cassandra.contact}
     path = tmp_path_factory.mktemp("values") / "values.yaml"
     path.write_text(yaml.safe_dump({**values, "operator": {"storesOverride": wiring}}))
-    helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kubeconfig", str(plane.kubeconfig),
-         "-f", str(path), "--timeout", "5m")
-    return Release(plane, admin, keyspace, database, mongo.uri)
+    # The stand-in reports every Pod of the namespace Running and Ready, as a kubelet would once the images
+    # run; the Services still get no endpoints, so the upstream webhooks still never answer.
+    with KubeletStandIn(admin, NAMESPACE):
+        install = helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kubeconfig",
+                       str(plane.kubeconfig), "-f", str(path), "--wait", "--timeout", "150s", check=False)
+        yield Release(plane, admin, keyspace, database, mongo.uri, install)
 
 
 @pytest.fixture(scope="module")
@@ -148,18 +153,22 @@ def refusal(admin: Kube, obj: dict) -> str:
 
 
 # -- the install -----------------------------------------------------------------------------------------
-def test_install_creates_the_upstream_operators_for_real(release: Release) -> None:
-    admin = release.admin
+def test_one_helm_install_wait_succeeds(release: Release) -> None:
+    assert release.install.returncode == 0, release.install.stderr[-3000:]
     listed = json.loads(helm("list", "-n", NAMESPACE, "--kubeconfig", str(release.plane.kubeconfig),
                              "-o", "json").stdout)
     assert [(r["name"], r["status"]) for r in listed] == [(RELEASE, "deployed")]
+
+
+def test_install_creates_the_upstream_operators_for_real(release: Release) -> None:
+    admin = release.admin
     crds = {c["metadata"]["name"] for c in admin.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")}
     assert {"kafkas.kafka.strimzi.io", "kafkanodepools.kafka.strimzi.io", "kafkatopics.kafka.strimzi.io",
             "k8ssandraclusters.k8ssandra.io", "cassandradatacenters.cassandra.datastax.com",
             "sparkapplications.sparkoperator.k8s.io", "mongodbcommunity.mongodbcommunity.mongodb.com",
             "userpipelines.userpipeline.io"} <= crds
     deployments = {d["metadata"]["name"] for d in admin.list("apps/v1", "Deployment", NAMESPACE)}
-    assert len(deployments) >= 6, deployments  # five upstream operators (Spark: controller + webhook) and ours
+    assert len(deployments) >= 7, deployments  # Strimzi, K8ssandra + cass-operator, Spark (2), MCK, ours
     assert len(webhook_configurations(admin)) >= 3, webhook_configurations(admin)
     cluster_roles = {r["metadata"]["name"] for r in admin.list("rbac.authorization.k8s.io/v1", "ClusterRole")}
     assert any("strimzi" in name for name in cluster_roles) and any("spark" in name for name in cluster_roles)
@@ -168,6 +177,23 @@ def test_install_creates_the_upstream_operators_for_real(release: Release) -> No
     # Helm created nothing an upstream webhook guards: the operator applies those (the ordering solution).
     for kind, api_version in PLATFORM.items():
         assert admin.list(api_version, kind, NAMESPACE) == [], kind
+
+
+def refused_replica_sets(admin: Kube) -> dict[str, str]:
+    return {rs["metadata"]["name"]: c.get("message", "")
+            for rs in admin.list("apps/v1", "ReplicaSet", NAMESPACE)
+            for c in (rs.get("status") or {}).get("conditions") or [] if c["type"] == "ReplicaFailure"}
+
+
+def test_upstream_operator_pods_are_admitted_as_restricted(release: Release) -> None:
+    """The upstream operators run in the release namespace too: restricted must not lock them out."""
+    admin = release.admin
+    deployments = admin.list("apps/v1", "Deployment", NAMESPACE)
+    for deployment in deployments:
+        name = deployment["metadata"]["name"]
+        selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+        assert pods_of(admin, selector), f"no Pod for Deployment {name}: {refused_replica_sets(admin)}"
+    assert not refused_replica_sets(admin), refused_replica_sets(admin)
 
 
 def test_platform_waits_for_the_webhooks_then_arrives(release: Release, operator: OperatorProcess) -> None:
@@ -240,16 +266,15 @@ def test_pipeline_ready_when_the_upstream_operators_report_ready(release: Releas
         found = pipeline(admin)
         return found if condition(found, "Ready").get("status") == "True" else None
 
-    with KubeletStandIn(admin, NAMESPACE, OURS):  # the producer's and the dashboard's Pods become Ready
-        try:
-            wait_for(working, 180, what="UserPipeline Ready=True")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{pipeline(admin).get('status')}\n{operator.tail()}") from None
+    try:  # the producer's and the dashboard's Pods are reported Ready by the release's kubelet stand-in
+        wait_for(working, 180, what="UserPipeline Ready=True")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{pipeline(admin).get('status')}\n{operator.tail()}") from None
 
-        # Take one part away: the MongoDB operator's connection Secret is gone.
-        admin.delete("v1", "Secret", f"{RELEASE}-mongodb-admin-userpipeline", NAMESPACE)
-        broken = wait_for(lambda: (c := condition(pipeline(admin), "Ready")) and c.get("status") == "False" and c,
-                          120, what="Ready=False once the MongoDB Secret is gone")
+    # Take one part away: the MongoDB operator's connection Secret is gone.
+    admin.delete("v1", "Secret", f"{RELEASE}-mongodb-admin-userpipeline", NAMESPACE)
+    broken = wait_for(lambda: (c := condition(pipeline(admin), "Ready")) and c.get("status") == "False" and c,
+                      120, what="Ready=False once the MongoDB Secret is gone")
     assert "MongoDB" in broken["message"], broken
     part = condition(pipeline(admin), "MongoDB")
     assert part["status"] == "False" and f"{RELEASE}-mongodb-admin-userpipeline" in part["message"], part
