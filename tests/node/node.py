@@ -25,7 +25,7 @@ from pathlib import Path
 import structlog
 from kubernetes import client, config
 
-from node import configs, host, processes
+from node import configs, dns, host, processes
 from node.pki import NodePki
 from node.processes import Proc
 
@@ -34,7 +34,8 @@ LOCK = Path("/run/userpipeline-node.lock")  # one node per machine: fixed paths,
 # What a running node started and must undo; a run killed before its teardown leaves it for the next to undo.
 STATE = Path("/run/userpipeline-node.json")
 CONTAINERD_TMPFS = os.environ.get("USERPIPELINE_NODE_TMPFS", "4g")  # images (packed + unpacked) live there
-CONTROL_PLANE = ("etcd", "kube-apiserver", "forward", "kube-controller-manager", "kube-scheduler")
+WORKLOADS = ("deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs")
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
 class NodeError(RuntimeError):
@@ -118,6 +119,18 @@ class Node:
         self.timings["node_ready"] = time.monotonic() - t0
         # The kubelet rewrote the host's panic sysctls when it started: put them back now, not only at the end.
         self.host.restore_sysctls()
+        if "coredns" in self.art["images"]:
+            self._start_dns(timeout)
+            self.timings["dns_ready"] = time.monotonic() - t0
+
+    def _start_dns(self, timeout: float) -> None:
+        applied = self.kubectl("apply", "-f", "-", input=dns.manifests(self.art["images"]["coredns"]["ref"],
+                                                                      self.layout.dns_ip))
+        if applied.returncode != 0:
+            raise NodeError(f"applying CoreDNS failed: {applied.stderr[-2000:]}")
+        apps = client.AppsV1Api(self.api_client())
+        self._wait(lambda: apps.read_namespaced_deployment("coredns", "kube-system").status.ready_replicas == 1,
+                   "CoreDNS Ready", timeout)
 
     def _start_namespace(self) -> None:
         self.holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"], start_new_session=True,
@@ -142,16 +155,27 @@ class Node:
         return Path(f"/proc/{self.holder.pid}/ns/net")
 
     def _start_forwarder(self) -> None:
-        forward = Path(__file__).with_name("forward.py")
-        proc = processes.spawn("forward", [sys.executable, str(forward), str(self.netns), self.layout.node_ip,
-                                           str(self.layout.api_port)], None, self.layout.home / "logs")
-        self.procs.append(proc)
-        self._record()
-        self._wait(lambda: proc.log.read_text().strip().isdigit(), "forwarder port", 10)
-        self.api_port = int(proc.log.read_text().strip())
+        self.api_port = self.forward("host", "127.0.0.1", 0, self.netns, self.layout.node_ip, self.layout.api_port)
         host_kubeconfig = configs.kubeconfig(self.layout, self.pki, "admin", f"https://127.0.0.1:{self.api_port}")
         host_kubeconfig.rename(self.kubeconfig)
         configs.kubeconfig(self.layout, self.pki, "admin")  # the in-namespace one, for kubectl via nsenter
+
+    def expose_host_port(self, port: int) -> tuple[str, int]:
+        """Make the host's 127.0.0.1:port reachable from the node and its pods at the node's address."""
+        return self.layout.node_ip, self.forward(self.netns, self.layout.node_ip, port, "host", "127.0.0.1", port)
+
+    def forward(self, listen_ns, listen_host: str, listen_port: int, connect_ns, connect_host: str,
+                connect_port: int) -> int:
+        """A forwarder process (node/forward.py, stopped with the node); returns the port it listens on."""
+        script = Path(__file__).with_name("forward.py")
+        name = f"forward-{len([p for p in self.procs if p.name.startswith('forward')])}"
+        args = [sys.executable, str(script), str(listen_ns), listen_host, str(listen_port), str(connect_ns),
+                connect_host, str(connect_port)]
+        proc = processes.spawn(name, args, None, self.layout.home / "logs")
+        self.procs.append(proc)
+        self._record()
+        self._wait(lambda: proc.log.read_text().strip().isdigit(), f"{name} listening", 10)
+        return int(proc.log.read_text().strip())
 
     def _mount_containerd_tmpfs(self) -> None:
         """containerd's root and state in memory: unpacking the images at each start and deleting them at the end
@@ -301,6 +325,8 @@ class Node:
         if not kubelet or kubelet[0].popen.poll() is not None or not self.api_port:
             return
         core = client.CoreV1Api(self.api_client())
+        # Orphan the pods first, so that no controller recreates them while they go.
+        self.kubectl("delete", ",".join(WORKLOADS), "--all", "--all-namespaces", "--cascade=orphan", "--wait=false")
         for pod in core.list_pod_for_all_namespaces().items:
             core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=1)
         deadline = time.monotonic() + 20
@@ -329,7 +355,7 @@ class Node:
             raise NodeError(f"containerd shims {sorted(left)} survived SIGKILL")
 
     def _stop_control_plane(self) -> None:
-        for proc in self._by_name(*reversed(CONTROL_PLANE)):
+        for proc in self._by_name(*CONTROL_PLANE, *(p.name for p in self.procs if p.name.startswith("forward"))):
             processes.stop(proc)
 
     def _unmount(self) -> None:

@@ -8,7 +8,9 @@ One node for the whole module (one per machine); the last test stops it and chec
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,42 @@ def test_service_reaches_a_ready_pod_through_kube_proxy(real_node: Node, core: c
         return result.returncode == 0 and result.stdout.strip() == "200"
 
     wait_for(fetched_through_the_service, timeout=60, interval=1, what="HTTP 200 through the Service's ClusterIP")
+
+
+def test_service_names_resolve_through_cluster_dns(real_node: Node, core: client.CoreV1Api) -> None:
+    if "coredns" not in real_node.art["images"]:
+        pytest.skip("no CoreDNS image in the manifest: rerun tools/bootstrap_node.py")
+    cluster_ip = core.read_namespaced_service("web", NAMESPACE).spec.cluster_ip
+    lookup = "import socket; print(socket.gethostbyname('web'), socket.gethostbyname('kubernetes.default'))"
+    result = real_node.kubectl("exec", "-n", NAMESPACE, "compliant", "--", "python3", "-c", lookup)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [cluster_ip, real_node.layout.service_ip]
+
+
+def test_pods_reach_a_service_on_the_hosts_loopback(real_node: Node) -> None:
+    # How the harness's Kafka, Cassandra and FerretDB (on the host's 127.0.0.1) become reachable from pods.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address, port = real_node.expose_host_port(server.server_address[1])
+        fetch = f"import urllib.request; print(urllib.request.urlopen('http://{address}:{port}/', timeout=5).read().decode())"
+        result = real_node.kubectl("exec", "-n", NAMESPACE, "compliant", "--", "python3", "-c", fetch)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "hello from the host"
+    finally:
+        server.shutdown()
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        body = b"hello from the host"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
 
 
 def _ready(pod) -> bool:
