@@ -14,22 +14,15 @@ from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import RoundRobinPolicy
 
+from userpipeline.jobs.endpoints import CASSANDRA_PORT, parse_hosts
 from userpipeline.operator.kube.parts import Context, Outcome, failed
-from userpipeline.operator.kube.secrets import SecretProblem, read_secret
+from userpipeline.operator.kube.wiring import CASSANDRA, SecretProblem
 from userpipeline.operator.retention import PROFILES_TABLE as TABLE
 from userpipeline.operator.retention import TableMissing, apply_profile_ttl
 from userpipeline.operator.spec import parse_duration
 
 CONDITION = "CassandraTTL"
 _KEYSPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
-
-
-def _contact_points(hosts: str) -> list[tuple[str, int]]:
-    points = []
-    for item in hosts.split(","):
-        host, _, port = item.strip().rpartition(":")
-        points.append((host, int(port)) if host else (item.strip(), 9042))
-    return points
 
 
 class Sessions:
@@ -45,7 +38,7 @@ class Sessions:
             if key not in self._sessions:
                 profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout)
                 auth = PlainTextAuthProvider(username, password) if username else None
-                cluster = Cluster(_contact_points(hosts), auth_provider=auth, connect_timeout=timeout,
+                cluster = Cluster(parse_hosts(hosts, CASSANDRA_PORT), auth_provider=auth, connect_timeout=timeout,
                                   control_connection_timeout=timeout, protocol_version=5,
                                   execution_profiles={EXEC_PROFILE_DEFAULT: profile})
                 self._sessions[key] = (cluster, cluster.connect())
@@ -67,21 +60,20 @@ SESSIONS = Sessions()
 
 def reconcile(ctx: Context) -> Outcome:
     try:
-        secret = read_secret(ctx.kube, ctx.namespace, ctx.settings.cassandra_secret, ("hosts",))
+        endpoints = ctx.settings.stores.endpoints(ctx.kube, ctx.namespace, CASSANDRA)
     except SecretProblem as problem:
         return failed(CONDITION, problem.reason, problem.message)
-    hosts, user, password = secret["hosts"], secret.get("username", ""), secret.get("password", "")
-    keyspace = secret.get("keyspace", "userpipeline")
+    hosts, keyspace, user = endpoints.cassandra_hosts, endpoints.cassandra_keyspace, endpoints.cassandra_username
+    password = endpoints.cassandra_password.get_secret_value() if endpoints.cassandra_password else ""
     if not _KEYSPACE.match(keyspace):
-        return failed(CONDITION, "SecretInvalid",
-                      f"keyspace {keyspace!r} in Secret {ctx.settings.cassandra_secret} is not a valid name")
+        return failed(CONDITION, "SecretInvalid", f"keyspace {keyspace!r} is not a valid name")
     desired = parse_duration(ctx.spec.retention.profiles)
     try:
         session = SESSIONS.get(hosts, user, password, ctx.settings.store_timeout_seconds)
         change = apply_profile_ttl(session, keyspace, desired)
     except TableMissing as missing:
         return failed(CONDITION, "TableMissing", f"{missing}; retrying")
-    except (NoHostAvailable, DriverException, OSError) as exc:
+    except (NoHostAvailable, DriverException, OSError, ValueError) as exc:
         SESSIONS.drop(hosts, user, password)
         return failed(CONDITION, "Unreachable", f"Cassandra at {hosts}: {type(exc).__name__}: {str(exc)[:300]}")
     return Outcome(CONDITION, True, "Applied", f"{keyspace}.{TABLE} default_time_to_live {desired}s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from userpipeline.operator.kube.client import Obj
 from userpipeline.operator.kube.parts import Context
+from userpipeline.operator.kube.wiring import CASSANDRA, MONGO, OWNERSHIP_ENV
 
 RUN_AS = 10001
 
@@ -23,26 +24,20 @@ def resources(cpu: str, memory: str) -> Obj:
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}
 
 
-def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> Obj:
-    ref: Obj = {"name": secret, "key": key}
-    if optional:
-        ref["optional"] = True
-    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+def _secret_env(name: str, secret: str, key: str) -> Obj:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
 def kafka_env(ctx: Context) -> list[Obj]:
-    return [{"name": "USERPIPELINE_KAFKA_BOOTSTRAP", "value": ctx.settings.kafka_bootstrap}]
+    return [{"name": "USERPIPELINE_KAFKA_BOOTSTRAP", "value": ctx.settings.kafka_bootstrap}, OWNERSHIP_ENV[0]]
 
 
-def store_env(ctx: Context) -> list[Obj]:
-    """Cassandra and MongoDB endpoints and credentials, straight from their Secrets."""
-    cassandra, mongo = ctx.settings.cassandra_secret, ctx.settings.mongo_secret
-    return [
-        _secret_env("USERPIPELINE_CASSANDRA_HOSTS", cassandra, "hosts"),
-        _secret_env("USERPIPELINE_CASSANDRA_USERNAME", cassandra, "username", optional=True),
-        _secret_env("USERPIPELINE_CASSANDRA_PASSWORD", cassandra, "password", optional=True),
-        _secret_env("USERPIPELINE_MONGO_URI", mongo, "uri"),
-    ]
+def store_env(ctx: Context, fields: tuple[str, ...] = CASSANDRA + MONGO) -> list[Obj]:
+    """Cassandra and MongoDB settings as the operator itself resolves them (operator/kube/wiring.py)."""
+    env = ctx.settings.stores.env(fields)
+    if set(fields) & set(CASSANDRA):
+        env.append(OWNERSHIP_ENV[1])
+    return env
 
 
 def hmac_env(ctx: Context) -> list[Obj]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import yaml
 
 from userpipeline.operator.kube.client import Obj
-from userpipeline.operator.kube.parts import Context, Outcome, apply_children
+from userpipeline.operator.kube.parts import Context, Outcome, apply_children, child_key
+from userpipeline.operator.kube.readback import deployment_problem
 from userpipeline.operator.kube.pods import container_security, kafka_env, pod_security, resources
-from userpipeline.operator.kube.settings import CONFIG_DIR, CONFIG_KEY, CONFIG_PATH
+from userpipeline.operator.kube.settings import CONFIG_DIR, CONFIG_KEY, CONFIG_PATH, PRODUCER_METRICS_PORT
 from userpipeline.operator.spec import API_VERSION, KIND
 
 CONDITION = "Producer"
@@ -60,6 +61,8 @@ def deployment(ctx: Context) -> Obj:
         "args": ["--configmap", ctx.child_name("config"), "--key", CONFIG_KEY, "--out", CONFIG_PATH],
         "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
         "startupProbe": {"exec": {"command": ["cat", CONFIG_PATH]}, "periodSeconds": 1, "failureThreshold": 60},
+        "readinessProbe": {"exec": {"command": ["cat", CONFIG_PATH]}, "periodSeconds": 10},
+        "livenessProbe": {"exec": {"command": ["cat", CONFIG_PATH]}, "periodSeconds": 30, "failureThreshold": 3},
         "volumeMounts": [mount],
         "securityContext": container_security(),
         "resources": resources("10m", "96Mi"),
@@ -70,6 +73,12 @@ def deployment(ctx: Context) -> Obj:
         "imagePullPolicy": settings.image_pull_policy,
         "command": settings.producer_command,
         "env": kafka_env(ctx) + [{"name": "USERPIPELINE_CONFIG", "value": CONFIG_PATH}],
+        "ports": [{"name": "metrics", "containerPort": PRODUCER_METRICS_PORT}],
+        # The metrics endpoint answers while the process runs (it starts before the first record).
+        "readinessProbe": {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10,
+                           "timeoutSeconds": 3},
+        "livenessProbe": {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 20,
+                          "timeoutSeconds": 3, "failureThreshold": 3},
         "volumeMounts": [{**mount, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}],
         "securityContext": container_security(),
         "resources": resources("100m", "256Mi"),
@@ -99,6 +108,8 @@ def reconcile(ctx: Context) -> Outcome:
     producer = ctx.spec.producer
     state = "paused" if producer.paused else "running"
     summary = f"rate {producer.rate_per_second:g} records/s, {state}"
-    objects = [config_map(ctx), *sync_rbac(ctx), deployment(ctx)]
-    return apply_children(ctx, CONDITION, objects, summary,
-                          {"ratePerSecond": producer.rate_per_second, "paused": producer.paused})
+    made = deployment(ctx)
+    outcome = apply_children(ctx, CONDITION, [config_map(ctx), *sync_rbac(ctx), made], summary,
+                             {"ratePerSecond": producer.rate_per_second, "paused": producer.paused})
+    problem = deployment_problem(outcome.stored[child_key(made)]) if outcome.ok else None
+    return outcome.not_working("NotAvailable", problem) if problem else outcome

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from userpipeline.operator.kube import cassandra_ttl, mongo_retention, producer, purge, stream, topics
+from userpipeline.operator.kube import cassandra_ttl, dashboard, mongo_health, producer, purge, stream, topics
 from userpipeline.operator.kube.client import Kube
 from userpipeline.operator.kube.parts import Context, Outcome, Part, failed
 from userpipeline.operator.kube.settings import OperatorSettings
@@ -22,8 +22,9 @@ PARTS: list[tuple[str, Part]] = [
     (topics.CONDITION, topics.reconcile),
     (stream.CONDITION, stream.reconcile),
     (purge.CONDITION, purge.reconcile),
+    (dashboard.CONDITION, dashboard.reconcile),
     (cassandra_ttl.CONDITION, cassandra_ttl.reconcile),
-    (mongo_retention.CONDITION, mongo_retention.reconcile),
+    (mongo_health.CONDITION, mongo_health.reconcile),
 ]
 
 
@@ -31,7 +32,7 @@ PARTS: list[tuple[str, Part]] = [
 class Result:
     status: dict[str, Any]
     events: list[Event] = field(default_factory=list)
-    failing: list[Outcome] = field(default_factory=list)
+    failing: list[Outcome] = field(default_factory=list)  # apply failures, retried; not the pending readbacks
     invalid: bool = False
 
 
@@ -74,4 +75,4 @@ def reconcile(body: Mapping[str, Any], settings: OperatorSettings, kube: Kube) -
         "effective": effective(dict(status.get("effective") or {}), outcomes),
         "children": children,
     }
-    return Result(new_status, events(previous, outcomes), [o for o in outcomes if not o.ok])
+    return Result(new_status, events(previous, outcomes), [o for o in outcomes if not o.ok and not o.pending])

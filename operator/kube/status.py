@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from userpipeline.operator.kube.parts import Outcome
+from userpipeline.operator.kube.parts import PENDING_REASONS, Outcome
 
 READY = "Ready"
 
@@ -20,8 +20,9 @@ class Event:
 def ready(outcomes: list[Outcome]) -> Outcome:
     failing = [o for o in outcomes if not o.ok]
     if not failing:
-        return Outcome(READY, True, "Reconciled", f"all {len(outcomes)} parts applied")
-    return Outcome(READY, False, "PartsFailing", "; ".join(f"{o.condition}: {o.reason}" for o in failing))
+        return Outcome(READY, True, "Working", f"all {len(outcomes)} parts applied and working")
+    reason = "PartsFailing" if any(not o.pending for o in failing) else "PartsNotWorking"
+    return Outcome(READY, False, reason, "; ".join(f"{o.condition}: {o.reason}" for o in failing))
 
 
 def conditions(previous: list[dict[str, Any]], outcomes: list[Outcome], generation: int,
@@ -42,15 +43,20 @@ def conditions(previous: list[dict[str, Any]], outcomes: list[Outcome], generati
 
 def events(previous: list[dict[str, Any]], outcomes: list[Outcome]) -> list[Event]:
     """One Normal event per change, one Warning when a part starts failing (or fails differently),
-    one Normal event when it recovers: retries of the same failure post nothing new."""
+    one Normal event when it recovers: retries of the same failure post nothing new. A part that is
+    applied but not working yet (pending) warns only when it worked before."""
     before = {c.get("type"): c for c in previous}
     result = []
     for outcome in outcomes:
         old = before.get(outcome.condition, {})
-        if outcome.ok:
+        if outcome.ok or outcome.pending:
             result += [Event("Normal", f"{outcome.condition}Updated", change) for change in outcome.changes]
-            if old.get("status") == "False":
+        if outcome.ok:
+            if old.get("status") == "False" and old.get("reason") not in PENDING_REASONS:
                 result.append(Event("Normal", f"{outcome.condition}Recovered", outcome.message))
+        elif outcome.pending:
+            if old.get("status") == "True":
+                result.append(Event("Warning", f"{outcome.condition}NotWorking", f"{outcome.reason}: {outcome.message}"))
         elif old.get("status") != "False" or old.get("reason") != outcome.reason:
             result.append(Event("Warning", f"{outcome.condition}Failed", f"{outcome.reason}: {outcome.message}"))
     return result
@@ -60,6 +66,6 @@ def effective(previous: dict[str, Any], outcomes: list[Outcome]) -> dict[str, An
     """What is actually in force: a failing part keeps the values it last applied."""
     merged = dict(previous)
     for outcome in outcomes:
-        if outcome.ok:
+        if outcome.ok or outcome.pending:
             merged.update(outcome.effective)
     return merged

@@ -12,10 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 
+from pymongo.errors import PyMongoError
+
+from userpipeline.jobs.stream.health import assess
 from userpipeline.operator.kube.client import Obj
-from userpipeline.operator.kube.parts import Context, Outcome, apply_children
+from userpipeline.operator.kube.mongo_health import stream_health_document
+from userpipeline.operator.kube.parts import Context, Outcome, apply_children, child_key
 from userpipeline.operator.kube.pods import container_security, hmac_env, kafka_env, store_env
+from userpipeline.operator.kube.readback import spark_problem
 from userpipeline.operator.kube.settings import CONFIG_DIR, CONFIG_PATH
+from userpipeline.operator.kube.wiring import SecretProblem
 
 CONDITION = "StreamJob"
 CHECKPOINT_DIR = "/var/lib/userpipeline/checkpoints"
@@ -80,5 +86,18 @@ def spark_application(ctx: Context) -> Obj:
 def reconcile(ctx: Context) -> Outcome:
     stream = ctx.spec.stream
     summary = f"trigger {stream.trigger_interval}, {stream.executors} executor(s)"
-    return apply_children(ctx, CONDITION, [checkpoint_claim(ctx), spark_application(ctx)], summary,
-                          {"triggerInterval": stream.trigger_interval, "executors": stream.executors})
+    app = spark_application(ctx)
+    outcome = apply_children(ctx, CONDITION, [checkpoint_claim(ctx), app], summary,
+                             {"triggerInterval": stream.trigger_interval, "executors": stream.executors})
+    if not outcome.ok:
+        return outcome
+    problem = spark_problem(outcome.stored[child_key(app)])
+    if problem:
+        return outcome.not_working("NotRunning", problem)
+    try:
+        verdict = assess(stream_health_document(ctx))
+    except (PyMongoError, SecretProblem, ValueError):
+        return outcome  # the MongoDB part reports why the health document cannot be read
+    if verdict.stalled:
+        return outcome.not_working("StreamStalled", verdict.reason)
+    return outcome

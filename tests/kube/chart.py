@@ -1,4 +1,4 @@
-"""Render the chart's operator templates with helm, on their own (no subchart dependencies needed)."""
+"""Render the chart's operator templates with helm (the real chart, its upstream subcharts off)."""
 
 from __future__ import annotations
 
@@ -28,15 +28,18 @@ def helm_binary() -> str:
                        f"and put it at {cache / 'bin' / f'helm-{HELM_VERSION}'}")
 
 
-def render_operator(release: str, namespace: str, values: dict | None = None) -> list[dict]:
-    """`helm template` of templates/operator-*.yaml in a throw-away chart."""
+CHART = ROOT / "charts" / "userpipeline"
+SUBCHARTS = ("strimzi-kafka-operator", "k8ssandra-operator", "spark-operator", "mongodb-kubernetes")
+
+
+def render_operator(release: str, namespace: str, values: dict | None = None, chart_values: dict | None = None) -> list[dict]:
+    """`helm template` of the real chart, only templates/operator-*.yaml: `values` override the operator block,
+    `chart_values` other top-level blocks (e.g. external stores)."""
     with tempfile.TemporaryDirectory() as tmp:
-        chart = Path(tmp) / "userpipeline"
-        (chart / "templates").mkdir(parents=True)
-        (chart / "Chart.yaml").write_text("apiVersion: v2\nname: userpipeline\nversion: 0.1.0\nappVersion: \"0.1.0\"\n")
-        for path in TEMPLATES.glob("operator-*.yaml"):
-            shutil.copy(path, chart / "templates" / path.name)
-        (chart / "values.yaml").write_text(yaml.safe_dump({"operator": values or {}}))
-        out = subprocess.run([helm_binary(), "template", release, str(chart), "--namespace", namespace],
-                             check=True, capture_output=True, text=True).stdout
+        overrides = Path(tmp) / "values.yaml"
+        overrides.write_text(yaml.safe_dump({"operator": values or {}, **{c: {"enabled": False} for c in SUBCHARTS},
+                                             **(chart_values or {})}))
+        show = [arg for path in sorted(TEMPLATES.glob("operator-*.yaml")) for arg in ("-s", f"templates/{path.name}")]
+        out = subprocess.run([helm_binary(), "template", release, str(CHART), "--namespace", namespace,
+                              "-f", str(overrides), *show], check=True, capture_output=True, text=True).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]

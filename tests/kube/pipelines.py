@@ -49,10 +49,49 @@ def get_pipeline(kube: Kube, name: str, namespace: str) -> dict | None:
     return kube.get(API_VERSION, KIND, name, namespace)
 
 
-def wait_ready(kube: Kube, name: str, namespace: str, generation: int | None = None, timeout: float = 60) -> dict:
-    """Poll until Ready=True for the current (or given) generation; returns the UserPipeline."""
+def _patch_status(kube: Kube, api_version: str, kind: str, name: str, ns: str, status: dict) -> None:
+    if kube.get(api_version, kind, name, ns) is not None:
+        kube.patch_merge(api_version, kind, name, ns, {"status": status}, "status")
+
+
+WORKING = {
+    ("apps/v1", "Deployment"): {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1},
+    ("kafka.strimzi.io/v1", "KafkaTopic"): {"conditions": [{"type": "Ready", "status": "True"}]},
+    ("sparkoperator.k8s.io/v1beta2", "SparkApplication"): {"applicationState": {"state": "RUNNING"}, "driverInfo": {}},
+}
+NOT_WORKING = {
+    ("apps/v1", "Deployment"): {"replicas": 1, "readyReplicas": 0, "availableReplicas": 0, "updatedReplicas": 1},
+    ("kafka.strimzi.io/v1", "KafkaTopic"): {"conditions": [{"type": "Ready", "status": "False", "reason": "Broken"}]},
+    ("sparkoperator.k8s.io/v1beta2", "SparkApplication"): {"applicationState": {"state": "FAILED",
+                                                                                "errorMessage": "driver OOMKilled"},
+                                                           "driverInfo": {}},
+}
+
+
+def set_working(kube: Kube, ns: str, name: str, suffix: str, kind: str, working: bool = True) -> None:
+    """Play an upstream controller: report one child working (or not), as an admin patching its status."""
+    api_version = next(a for a, k, s in CHILDREN if k == kind and s == suffix)
+    status = (WORKING if working else NOT_WORKING)[(api_version, kind)]
+    _patch_status(kube, api_version, kind, f"{name}-{suffix}", ns, status)
+
+
+def play_platform(kube: Kube, ns: str, name: str) -> None:
+    """What the kubelet, Strimzi and the Spark Operator would report: every child working."""
+    for api_version, kind, suffix in CHILDREN:
+        if (api_version, kind) in WORKING:
+            obj = kube.get(api_version, kind, f"{name}-{suffix}", ns)
+            if obj is not None and (obj.get("status") or {}) != WORKING[(api_version, kind)]:
+                set_working(kube, ns, name, suffix, kind)
+
+
+def wait_ready(kube: Kube, name: str, namespace: str, generation: int | None = None, timeout: float = 60,
+               play: bool = True) -> dict:
+    """Poll until Ready=True for the current (or given) generation; returns the UserPipeline.
+    With `play`, the children are reported working meanwhile, as the upstream controllers would."""
 
     def ready() -> dict | None:
+        if play:
+            play_platform(kube, namespace, name)
         obj = get_pipeline(kube, name, namespace)
         if not obj:
             return None
@@ -79,8 +118,11 @@ CHILDREN = [
     ("v1", "PersistentVolumeClaim", "checkpoints"),
     ("sparkoperator.k8s.io/v1beta2", "SparkApplication", "stream"),
     ("batch/v1", "CronJob", "purge"),
+    ("apps/v1", "Deployment", "dashboard"),
+    ("v1", "Service", "dashboard"),
+    ("networking.k8s.io/v1", "Ingress", "dashboard"),
 ]
-PARTS = ["Producer", "Topics", "StreamJob", "PurgeJob", "CassandraTTL", "MongoRetention"]
+PARTS = ["Producer", "Topics", "StreamJob", "PurgeJob", "Dashboard", "CassandraTTL", "MongoDB"]
 DAY = 86400
 
 

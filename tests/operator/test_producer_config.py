@@ -27,8 +27,9 @@ def written_rate(path: Path) -> float | None:
 def test_config_sync_follows_rate_changes_as_the_producer_account(admin: Kube, operator, namespace: str,
                                                                   control_plane: ControlPlane, tmp_path: Path) -> None:
     admin.create(pipeline("feed", namespace, {"producer": {"ratePerSecond": 40}}))
-    wait_for(lambda: condition(get_pipeline(admin, "feed", namespace), "Producer").get("status") == "True",
-             what="the producer's children")
+    # Applied (its Deployment is not available: no kubelet here), which is all the sidecar needs.
+    wait_for(lambda: condition(get_pipeline(admin, "feed", namespace), "Producer").get("reason") in
+             ("NotAvailable", "Applied"), what="the producer's children")
     token = control_plane.service_account_token(namespace, "feed-producer")
     kubeconfig = control_plane.token_kubeconfig(tmp_path / "producer.kubeconfig", token)
     out = tmp_path / "etc" / "pipeline.yaml"

@@ -12,7 +12,6 @@ from kube.pipelines import (
     configured_spec,
     create_profiles_table,
     get_pipeline,
-    mongo_retention,
     patch_spec,
     pipeline,
     store_secrets,
@@ -36,9 +35,9 @@ def test_restart_mid_reconcile_converges_without_duplicate_actions(admin: Kube, 
                                                                    cassandra, mongo) -> None:
     # The reconcile is left unfinished: the store Secrets are missing, so kopf keeps retrying it.
     admin.create(pipeline("crash", namespace))
-    wait_for(lambda: condition(get_pipeline(admin, "crash", namespace), "MongoRetention").get("reason") ==
+    wait_for(lambda: condition(get_pipeline(admin, "crash", namespace), "MongoDB").get("reason") ==
              "SecretMissing", what="a reconcile in retry")
-    wait_event(admin, namespace, "crash", "MongoRetentionFailed")  # the first pass's Events are out
+    wait_event(admin, namespace, "crash", "MongoDBFailed")  # the first pass's Events are out
     operator.kill()
     try:
         generation = patch_spec(admin, namespace, "crash", {"producer": {"ratePerSecond": 77}})
@@ -50,11 +49,11 @@ def test_restart_mid_reconcile_converges_without_duplicate_actions(admin: Kube, 
     obj = wait_ready(admin, "crash", namespace, generation)
     assert configured_spec(admin, namespace, "crash").producer.rate_per_second == 77
     assert obj["status"]["effective"]["ratePerSecond"] == 77
-    wait_event(admin, namespace, "crash", "MongoRetentionRecovered")  # the last Event of that pass
+    wait_event(admin, namespace, "crash", "MongoDBRecovered")  # the last Event of that pass
     counts = event_counts(admin, namespace, "crash")
     assert counts["ProducerUpdated"] == 2, counts  # created, then the rate change: once each
     assert counts["TopicsUpdated"] == counts["StreamJobUpdated"] == counts["PurgeJobUpdated"] == 1, counts
-    assert counts["CassandraTTLUpdated"] == counts["MongoRetentionUpdated"] == 1, counts
+    assert counts["CassandraTTLUpdated"] == counts["DashboardUpdated"] == 1, counts
 
     # A plain restart re-runs the resume handler: it must change nothing and post nothing.
     before, last = versions(admin, namespace, "crash"), obj["status"]["lastReconcileTime"]
@@ -87,7 +86,7 @@ def test_cassandra_outage_shows_in_conditions_and_recovers(admin: Kube, operator
         assert condition(down, "Ready")["status"] == "False"
         assert "CassandraTTL: Unreachable" in condition(down, "Ready")["message"]
         assert all(condition(down, part)["status"] == "True"
-                   for part in ("Producer", "Topics", "StreamJob", "PurgeJob", "MongoRetention"))
+                   for part in ("Producer", "Topics", "StreamJob", "PurgeJob", "Dashboard", "MongoDB"))
         assert down["status"]["effective"]["profilesTtlSeconds"] == 10 * DAY  # still what is in force
         assert configured_spec(admin, ns, "cass").producer.rate_per_second == 33
         wait_event(admin, ns, "cass", "CassandraTTLFailed", "Unreachable")
@@ -106,17 +105,15 @@ def test_mongo_outage_shows_in_conditions_and_recovers(admin: Kube, operator, st
     wait_ready(admin, "mongo", ns)
     mongo.stop()
     try:
-        patch_spec(admin, ns, "mongo", {"retention": {"aggregates": "120d"}})
         down = wait_for(lambda: (obj := get_pipeline(admin, "mongo", ns)) and
-                        condition(obj, "MongoRetention").get("reason") == "Unreachable" and obj,
-                        60, what="MongoRetention Unreachable")
+                        condition(obj, "MongoDB").get("reason") == "Unreachable" and obj,
+                        60, what="MongoDB Unreachable (found by the read-back, no spec change needed)")
         assert condition(down, "Ready")["status"] == "False"
+        assert "MongoDB: Unreachable" in condition(down, "Ready")["message"]
         assert condition(down, "CassandraTTL")["status"] == "True"
-        assert "password" not in condition(down, "MongoRetention")["message"]
+        assert "password" not in condition(down, "MongoDB")["message"]
     finally:
         mongo.start()
-    healed = wait_ready(admin, "mongo", ns, timeout=60)
-    assert healed["status"]["effective"]["aggregatesRetentionSeconds"] == 120 * DAY
-    assert mongo_retention(mongo, stores.database)["aggregatesSeconds"] == 120 * DAY
-    wait_event(admin, ns, "mongo", "MongoRetentionRecovered")
-    assert event_counts(admin, ns, "mongo")["MongoRetentionFailed"] == 1
+    wait_ready(admin, "mongo", ns, timeout=60)
+    wait_event(admin, ns, "mongo", "MongoDBRecovered")
+    assert event_counts(admin, ns, "mongo")["MongoDBFailed"] == 1

@@ -44,6 +44,8 @@ def test_pipeline_pods_meet_restricted(admin: Kube, operator, stores, restricted
     purge = child(admin, ns, "pss", "purge", "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     admit_pod(admin, restricted_namespace, "producer", producer)
     admit_pod(admin, restricted_namespace, "purge", purge)
+    dashboard = child(admin, ns, "pss", "dashboard", "Deployment")["spec"]["template"]["spec"]
+    admit_pod(admin, restricted_namespace, "dashboard", dashboard)
 
 
 def test_operator_account_reads_only_the_store_secrets(admin: Kube, as_operator: Kube, stores) -> None:
@@ -53,7 +55,7 @@ def test_operator_account_reads_only_the_store_secrets(admin: Kube, as_operator:
     denied = []
     for attempt in (lambda: as_operator.get("v1", "Secret", "unrelated", stores.namespace),
                     lambda: as_operator.list("v1", "Secret", stores.namespace),
-                    lambda: as_operator.delete("apps/v1", "Deployment", "anything", stores.namespace),
+                    lambda: as_operator.delete("v1", "Secret", "unrelated", stores.namespace),
                     lambda: as_operator.list("v1", "Pod", stores.namespace)):
         with pytest.raises(ApiException) as caught:
             attempt()
