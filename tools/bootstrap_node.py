@@ -4,9 +4,11 @@
 - kubelet, kube-scheduler and kube-proxy in one busybox-style binary built from the Go module proxy
   (tools/go/node; etcd, kube-apiserver and kube-controller-manager are the `kube` step's wrapper), cached under
   $USERPIPELINE_CACHE/bin keyed by the Kubernetes version and a digest of the wrapper's main.go and go.mod;
-- containerd, runc, the CNI plugins, podman and debootstrap from Debian with apt-get.
+- containerd, runc, the CNI plugins, podman and debootstrap from Debian with apt-get;
+- the node's images as `docker save` archives under $USERPIPELINE_CACHE/images: the pod sandbox ("pause",
+  a static C program), a Debian bookworm + python3 base (debootstrap) and CoreDNS (its Go module).
 
-Records `node` (the binary) and `node_tools` (the Debian binaries) in the manifest. Wired into
+Records `node` (the binary), `node_images` and `node_tools` (the Debian binaries) in the manifest. Wired into
 tools/bootstrap.py as a step; also runnable alone: `tools/bootstrap_node.py` (merges into the manifest).
 Standard library only, like tools/bootstrap.py, whose helpers it uses.
 """
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -162,15 +165,43 @@ def build_base(images: Path) -> Path:
     return dest
 
 
+COREDNS_MODULE = "tools/go/node/coredns"  # CoreDNS with only the plugins the node's Corefile uses
+COREDNS_VERSION = "1.15.0"
+COREDNS_REF = f"localhost/userpipeline/coredns:{COREDNS_VERSION}"
+
+
+def build_coredns(images: Path) -> Path:
+    """CoreDNS from its Go module, as a one-binary image: the node's cluster DNS, as on kind."""
+    module = bs.ROOT / COREDNS_MODULE
+    dest = images / f"coredns-{COREDNS_VERSION}-{bs.digest(module / 'main.go', module / 'go.mod')}.tar"
+    if dest.exists():
+        bs.say("node", f"cached {dest}")
+        return dest
+    with tempfile.TemporaryDirectory(dir=images) as tmp:
+        binary, layer = Path(tmp) / "coredns", Path(tmp) / "layer.tar"
+        bs.go_build("node", COREDNS_MODULE, binary)
+        with tarfile.open(layer, "w") as archive:
+            archive.add(binary, "coredns")
+        write_image_archive(layer, COREDNS_REF, dest, ["/coredns"])
+    return dest
+
+
 def step_node(manifest: dict) -> None:
     install_packages()
-    binary = node_binary()
-    bs.go_build("node", MODULE, binary, version_ldflags(bs.VERSIONS["kube"]["version"]))
-    manifest["node"] = str(binary)
     images = bs.CACHE / "images"
     images.mkdir(parents=True, exist_ok=True)
-    manifest["node_images"] = {"pause": {"ref": PAUSE_REF, "archive": str(build_pause(images))},
-                               "base": {"ref": BASE_REF, "archive": str(build_base(images))}}
+    # debootstrap mostly waits on the mirror and dpkg while the Go builds use the CPU: run them side by side.
+    with ThreadPoolExecutor(1, thread_name_prefix="debootstrap") as pool:
+        base = pool.submit(build_base, images)
+        binary = node_binary()
+        bs.go_build("node", MODULE, binary, version_ldflags(bs.VERSIONS["kube"]["version"]))
+        coredns = build_coredns(images)
+        pause = build_pause(images)
+        base_archive = base.result()
+    manifest["node"] = str(binary)
+    manifest["node_images"] = {"pause": {"ref": PAUSE_REF, "archive": str(pause)},
+                               "base": {"ref": BASE_REF, "archive": str(base_archive)},
+                               "coredns": {"ref": COREDNS_REF, "archive": str(coredns)}}
     manifest["node_tools"] = {name: shutil.which(name) for name in TOOLS}
     manifest["cni_bin_dir"] = str(CNI_DIR)
 
