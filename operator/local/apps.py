@@ -67,7 +67,7 @@ class StreamApp(AppService):
     name = "stream"
     module = "userpipeline.jobs.stream"
     default_ports = {"spark-ui": 4040}
-    start_timeout = 240.0
+    start_timeout = 480.0  # Spark takes minutes to start on a loaded 2-core machine
 
     @property
     def checkpoint(self) -> Path:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -46,15 +47,17 @@ def pipeline(tmp_path_factory):
     args = [f"--{k}={v}" for k, v in ports.items()]
     args += [f"--port=dashboard.http={free_port()}", f"--port=producer.metrics={free_port()}"]
     result = cli(state, "up", "-f", str(spec_file), *args)
-    assert result.returncode == 0, result.stdout + result.stderr
-    yield LocalPlatform(state), spec_file, result
-    cli(state, "down")
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield LocalPlatform(state), spec_file, result
+    finally:
+        cli(state, "down")  # also when `up` failed half-way: nothing may outlive the tests
 
 
 def test_up_starts_every_process_and_prints_where_things_are(pipeline):
     platform, _, result = pipeline
     names = [s.name for s in platform.status() if s.healthy]
-    assert names == ["kafka", "cassandra", "ferretdb", "producer", "stream", "reconciler", "dashboard"]
+    assert names == ["kafka", "cassandra", "ferretdb", "producer", "stream", "reconciler", "dashboard", "supervisor"]
     assert "dashboard: " in result.stdout and "edits apply live" in result.stdout
 
 
@@ -169,3 +172,40 @@ def test_dashboard_shows_what_the_real_pipeline_stored(pipeline, browser):
     assert sum(shown.values()) == total
     assert all(shown[nat] == count for nat, count in per_nat.items() if nat in shown)
     wait_for(lambda: f"{total:,}" in browser.find_element("id", "headline").text, 30, f"the headline total {total:,}")
+
+
+def test_status_marks_a_stalled_stream_and_exits_1(pipeline):
+    """The stream's own health document drives the verdict (jobs/stream/health.py): a batch failing for
+    minutes, or no batch while records wait, is `stalled` with its reason, and `status` exits 1."""
+    platform, spec_file, _ = pipeline
+    write_spec(spec_file, **{**SPEC, "producer": {"ratePerSecond": 200, "paused": True}})
+
+    def quiet():  # no batch can come and rewrite the health document meanwhile
+        before = platform.health_document()
+        time.sleep(5)
+        return before == platform.health_document() and before.get("lagRecords") == 0
+
+    wait_for(quiet, 180, "the paused pipeline to drain")
+    wait_for(lambda: cli(platform.state_dir, "status").returncode == 0, 120, "a healthy status to start from")
+    now = datetime.now(timezone.utc)
+    stalls = {
+        "failing": ({"failing": {"since": now - timedelta(minutes=10), "lastAt": now, "batchId": 99,
+                                 "error": "InvalidRequest: Batch too large"}}, "batch 99 keeps failing"),
+        "no batch": ({"lastBatchAt": now - timedelta(minutes=10), "lagRecords": 500}, "500 records wait"),
+    }
+    with platform.ferretdb.client() as client:
+        health = client.userpipeline.pipeline_health
+        original = health.find_one({"_id": "stream"})
+        try:
+            for fields, reason in stalls.values():
+                health.update_one({"_id": "stream"}, {"$set": fields})
+                status = cli(platform.state_dir, "status")
+                stderr = " ".join(status.stderr.split())
+                assert status.returncode == 1 and "stream stalled:" in stderr and reason in stderr, status.stderr
+                row = next(line for line in status.stdout.splitlines() if " stream " in line)
+                assert "stalled" in row, status.stdout
+                health.replace_one({"_id": "stream"}, original)
+        finally:
+            health.replace_one({"_id": "stream"}, original)
+    status = cli(platform.state_dir, "status")
+    assert status.returncode == 0, status.stdout + status.stderr

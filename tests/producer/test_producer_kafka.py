@@ -217,7 +217,7 @@ def test_kafka_restarted_mid_run_nothing_is_lost(kafka, tmp_path):
                            "the progress file to show records waiting without acknowledgements")
         assert stalled["outstanding"] > 0 and stalled["oldestUnackedSeconds"] >= 2
         wait_for(lambda: "producer.acks_stalled" in log.read_text(), 30, "a warning that acks stopped")
-        kafka.start()
+        kafka.start(timeout=300)  # a loaded 2-core machine can take minutes
         assert proc.wait(120) == 0, log.read_text()[-3000:]
     finally:
         proc.kill()

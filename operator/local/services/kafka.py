@@ -29,7 +29,7 @@ logger.state.level = WARN
 class KafkaService(Service):
     name = "kafka"
     default_ports = {"broker": 9092, "controller": 9093}
-    start_timeout = 90.0
+    start_timeout = 180.0  # a loaded machine: JVM start and log recovery after a crash
 
     @property
     def bootstrap(self) -> str:
