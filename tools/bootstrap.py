@@ -8,7 +8,7 @@ The virtual environment lives in the clone (.venv) because the project is instal
 Writes $USERPIPELINE_CACHE/manifest.json, which the runtime reads to find every artifact.
 
 Standard library only: it runs before the virtual environment exists.
-Usage: tools/bootstrap.py [--only venv,jars,ferretdb,kube,helm,browser]
+Usage: tools/bootstrap.py [--only venv,jars,ferretdb,kube,node,helm,checkov,browser]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = tomllib.loads((ROOT / "tools" / "versions.toml").read_text())
 CACHE = Path(os.environ.get("USERPIPELINE_CACHE", Path.home() / ".cache" / "userpipeline"))
 VENV = ROOT / ".venv"
-STEPS = ("venv", "jars", "ferretdb", "kube", "helm", "browser")
+STEPS = ("venv", "jars", "ferretdb", "kube", "node", "helm", "checkov", "browser")
 
 
 class BootstrapError(SystemExit):
@@ -48,6 +48,8 @@ HINTS = {
             "then rerun `make bootstrap` (partial downloads are discarded)",
     "ferretdb": "check that the Go module proxy is reachable (GOPROXY) and `go version` is 1.26 or later, then rerun",
     "kube": "check that the Go module proxy is reachable (GOPROXY) and `go version` is 1.26 or later, then rerun",
+    "node": "check that the Go module proxy (GOPROXY) and the Debian mirror (`apt-get update`) are reachable, then rerun",
+    "checkov": "check that PyPI is reachable (pip's proxy/index settings), then rerun `make bootstrap`",
     "helm": "check that the Go module proxy is reachable (GOPROXY) and `go version` is 1.26 or later, then rerun",
     "browser": "check that the Debian mirror is reachable (`apt-get update`), or install them yourself: "
                "`sudo apt-get install -y chromium chromium-driver`, then rerun",
@@ -186,6 +188,30 @@ def step_kube(manifest: dict) -> None:
                f"-X {version_pkg}.gitMinor={minor} -X {version_pkg}.gitTreeState=clean")
     go_build("kube", spec["module"], binary, ldflags)
     manifest["kube"] = str(binary)
+
+
+def step_node(manifest: dict) -> None:
+    """The real node's binaries, Debian packages and images (tools/bootstrap_node.py, issue 9)."""
+    sys.path.insert(0, str(ROOT / "tools"))  # PYTHONSAFEPATH keeps this script's folder off sys.path
+    import bootstrap_node
+
+    bootstrap_node.step_node(manifest)
+
+
+def step_checkov(manifest: dict) -> None:
+    """checkov in a venv of its own: it pins packaging<24, which pytest 9 cannot share."""
+    version = VERSIONS["checkov"]["version"]
+    venv = CACHE / f"checkov-{version}"
+    marker = venv / ".complete"
+    if marker.exists():
+        say("checkov", f"cached {venv}")
+    else:
+        say("checkov", f"installing checkov {version} from PyPI into {venv} (first run only)")
+        shutil.rmtree(venv, ignore_errors=True)
+        run([sys.executable, "-m", "venv", str(venv)], "checkov")
+        run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"checkov=={version}"], "checkov")
+        marker.write_text(version)
+    manifest["checkov"] = str(venv / "bin" / "checkov")
 
 
 def step_helm(manifest: dict) -> None:
