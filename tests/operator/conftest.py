@@ -3,25 +3,22 @@ ServiceAccount (a real token, not admin), and per-test namespaces wired to the r
 
 from __future__ import annotations
 
-import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from kube.chart import render_operator
 from kube.controlplane import ControlPlane
 from kube.operator_process import OperatorProcess
 from kube.pipelines import Stores, create_profiles_table, store_secrets
-from kube.resources import ROOT, install_crds, new_namespace
+from kube.resources import install_crds, new_namespace, vendored_crds
 from userpipeline.operator.kube.client import Kube
 from userpipeline.operator.kube.wiring import StoreWiring
 
 OPERATOR_NAMESPACE = "userpipeline-system"
 RELEASE = "up"
-# Short retry delays so outage recovery shows within seconds.
 # Short retry delays so outage recovery shows within seconds; a fast read-back of the children's health.
 OPERATOR_ENV = {"USERPIPELINE_OPERATOR_MAX_BACKOFF_SECONDS": "2", "USERPIPELINE_OPERATOR_STORE_TIMEOUT_SECONDS": "3",
                 "USERPIPELINE_OPERATOR_READBACK_SECONDS": "1", "USERPIPELINE_OPERATOR_PLATFORM_NAMESPACE": OPERATOR_NAMESPACE}
@@ -88,32 +85,12 @@ def stores(admin: Kube, namespace: str, cassandra, mongo) -> Stores:
 
 
 
-VENDORED = ROOT / "charts" / "userpipeline" / "charts"
-
-
-def vendored_crds(archive: str, member_suffixes: tuple[str, ...], kinds: set[str]) -> list[dict]:
-    """CRDs of the given kinds from a vendored upstream chart archive (the repository's own copy)."""
-    docs = []
-    with tarfile.open(VENDORED / archive) as tar:
-        for member in tar.getmembers():
-            if member.name.endswith(member_suffixes):
-                text = tar.extractfile(member).read().decode()
-                docs += [d for d in yaml.safe_load_all(text)
-                         if d and d.get("kind") == "CustomResourceDefinition" and d["spec"]["names"]["kind"] in kinds]
-    return docs
-
-
 @pytest.fixture(scope="session")
-def platform_crds(admin: Kube, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+def platform_crds(admin: Kube) -> list[str]:
     """Strimzi Kafka/KafkaNodePool, K8ssandraCluster and MongoDBCommunity CRDs, from the vendored charts."""
-    docs = [*vendored_crds("strimzi-kafka-operator-1.2.0.tgz", ("040-Crd-kafka.yaml", "045-Crd-kafkanodepool.yaml"),
-                           {"Kafka", "KafkaNodePool"}),
-            *vendored_crds("k8ssandra-operator-1.32.5.tgz", ("k8ssandra-operator-crds.yaml",), {"K8ssandraCluster"}),
-            *vendored_crds("mongodb-kubernetes-1.10.0.tgz", ("mongodbcommunity.yaml",), {"MongoDBCommunity"})]
+    docs = [*vendored_crds("strimzi-kafka-operator", "/crds/040-Crd-kafka.yaml"),
+            *vendored_crds("strimzi-kafka-operator", "/crds/045-Crd-kafkanodepool.yaml"),
+            *vendored_crds("k8ssandra-operator", "k8ssandra-operator-crds.yaml", {"K8ssandraCluster"}),
+            *vendored_crds("mongodb-kubernetes", "mongodbcommunity.yaml", {"MongoDBCommunity"})]
     assert len(docs) == 4, [d["spec"]["names"]["kind"] for d in docs]
-    files = []
-    for index, doc in enumerate(docs):
-        path = tmp_path_factory.mktemp("crds") / f"{index}.yaml"
-        path.write_text(yaml.safe_dump(doc))
-        files.append(path)
-    return install_crds(admin, files, timeout=120)
+    return install_crds(admin, docs, timeout=120)
