@@ -132,7 +132,9 @@ class Publisher:
 
     @property
     def outstanding(self) -> int:
-        return len(self._producer) + len(self._requeue)
+        # Our own count of records not yet acknowledged or failed: len(producer) also counts librdkafka's
+        # internal requests and events, so it can read one more than the records waiting.
+        return len(self._sent_at)
 
     def oldest_unacked_seconds(self) -> float:
         """Age of the oldest record handed to the client and not yet acknowledged (0 when none)."""
