@@ -1,7 +1,12 @@
-"""Turn a source record into the Kafka message of the data contract: credentials removed, key = login.uuid.
+"""Turn a source record into the Kafka message of the data contract: minimised, credentials removed, key = login.uuid.
 
 Anything a source yields is published, even when it is not a valid user (the stream dead-letters it
-with a reason): nothing is lost. A record without a usable `login.uuid` gets a null key.
+with a reason): nothing is lost but what no purpose needs. Before Kafka the producer drops
+- credentials: `password`, `salt`, `md5`, `sha1`, `sha256`, in any letter case, wherever they are;
+- fields nothing downstream reads (docs/data-contract.md): the national `id`, `picture` URLs,
+  `location.coordinates` and `login.username`.
+Bytes that are not JSON are published with every recognisable value of those keys blanked, so a cut-short
+or malformed payload carries no credential either. A record without a usable `login.uuid` gets a null key.
 """
 
 from __future__ import annotations
@@ -11,10 +16,24 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 CREDENTIALS = ("password", "salt", "md5", "sha1", "sha256")
-# For bytes that do not parse: blank any credential value that is still recognisable.
-_CREDENTIAL_TEXT = re.compile(rb'"(password|salt|md5|sha1|sha256)"\s*:\s*"(?:[^"\\]|\\.)*"')
-_CREDENTIAL_KEY = re.compile(rb'"(?:password|salt|md5|sha1|sha256)":')
+_CREDENTIALS = frozenset(CREDENTIALS)
+UNNEEDED = ("id", "picture", "location.coordinates", "login.username")  # dropped from a user object
+_UNNEEDED_TOP = frozenset(("id", "picture"))
+_LOGIN_DROP = _CREDENTIALS | {"username"}
+
+# Any credential key in serialised JSON (an escaped one inside a string value only costs a needless walk).
+_CREDENTIAL_KEY = re.compile(rb'(?i)"(?:password|salt|md5|sha1|sha256)"\s*:')
+# For bytes that do not parse: a credential or unneeded key, quoted or not, in any case, then its value: a
+# string (possibly cut short by the end of the payload), or a bare token. The value is blanked.
+_REDACTED_KEYS = rb"password|salt|md5|sha1|sha256|username|latitude|longitude|large|medium|thumbnail"
+_UNPARSEABLE_SECRET = re.compile(
+    rb'(?i)(["\']?)\b(' + _REDACTED_KEYS + rb')\1(\s*[:=]\s*)(?:"(?:[^"\\]|\\.)*(?:"|\\?$)|\'[^\']*(?:\'|$)|[^\s,}\]]*)'
+)
+# The national id object of a user, e.g. "id":{"name":"SSN","value":"123-45-6789"} (or cut short).
+_UNPARSEABLE_ID = re.compile(rb'"id"\s*:\s*\{[^{}]*(?:\}|$)')
 
 
 @dataclass(frozen=True)
@@ -24,9 +43,9 @@ class Message:
 
 
 def without_credentials(value: Any) -> Any:
-    """A copy of `value` with the credential fields removed from every `login` object inside it."""
+    """A copy of `value` without any credential key (any letter case), at any depth."""
     if isinstance(value, dict):
-        return {k: _strip_login(v) if k == "login" else _descend(v) for k, v in value.items()}
+        return {k: _descend(v) for k, v in value.items() if not (isinstance(k, str) and k.lower() in _CREDENTIALS)}
     if isinstance(value, list):
         return [_descend(v) for v in value]
     return value
@@ -36,10 +55,18 @@ def _descend(value: Any) -> Any:
     return without_credentials(value) if isinstance(value, (dict, list)) else value
 
 
-def _strip_login(login: Any) -> Any:
-    if isinstance(login, dict):
-        return {k: _descend(v) for k, v in login.items() if k not in CREDENTIALS}
-    return _descend(login)
+def minimised(user: dict[str, Any]) -> dict[str, Any]:
+    """`user` without the fields no purpose needs and without login credentials (a shallow copy)."""
+    out = {}
+    for key, value in user.items():
+        if key in _UNNEEDED_TOP:
+            continue
+        if key == "login" and type(value) is dict:
+            value = {k: v for k, v in value.items() if k.lower() not in _LOGIN_DROP}
+        elif key == "location" and type(value) is dict and "coordinates" in value:
+            value = {k: v for k, v in value.items() if k != "coordinates"}
+        out[key] = value
+    return out
 
 
 def key_of(user: Any) -> bytes | None:
@@ -49,29 +76,38 @@ def key_of(user: Any) -> bytes | None:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        return orjson.dumps(value)  # compact, UTF-8 (not \u-escaped), key order kept
+    except TypeError:  # beyond orjson: integers over 64 bits, non-string keys
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _loads(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:  # orjson is stricter (lone surrogates, NaN): ask the standard parser too
+        return json.loads(payload)
+
+
+def redact_unparseable(payload: bytes) -> bytes:
+    """Blank every recognisable credential (and unneeded field) value in bytes that are not JSON."""
+    redacted = _UNPARSEABLE_SECRET.sub(rb'\1\2\1\3""', payload)
+    return _UNPARSEABLE_ID.sub(rb'"id":{}', redacted)
 
 
 def to_message(payload: dict[str, Any] | bytes) -> Message:
     """The message to publish for one source record (a parsed user or raw bytes)."""
     if isinstance(payload, (bytes, bytearray)):
         try:
-            parsed = json.loads(payload)
+            parsed = _loads(payload)
         except ValueError:
-            return Message(None, _CREDENTIAL_TEXT.sub(rb'"\1":""', bytes(payload)))
+            return Message(None, redact_unparseable(bytes(payload)))
         if not isinstance(parsed, dict):
-            stripped = without_credentials(parsed)
-            return Message(None, bytes(payload) if stripped == parsed else _dumps(stripped))
+            scrubbed = without_credentials([minimised(v) if isinstance(v, dict) else v for v in parsed]
+                                           if isinstance(parsed, list) else parsed)
+            return Message(None, bytes(payload) if scrubbed == parsed else _dumps(scrubbed))
         payload = parsed
-    value = _dumps(_without_login_credentials(payload))
+    value = _dumps(minimised(payload))
     if _CREDENTIAL_KEY.search(value):  # a credential key elsewhere than in the top-level login: full walk
-        value = _dumps(without_credentials(payload))
+        value = _dumps(without_credentials(minimised(payload)))
     return Message(key_of(payload), value)
-
-
-def _without_login_credentials(user: dict[str, Any]) -> dict[str, Any]:
-    """The API's case, fast: only the top-level `login` holds credentials."""
-    login = user.get("login")
-    if isinstance(login, dict) and not login.keys().isdisjoint(CREDENTIALS):
-        return {**user, "login": {k: v for k, v in login.items() if k not in CREDENTIALS}}
-    return user

@@ -26,8 +26,10 @@ each a little over 1 MiB). Variants per reason (what the stream has to recognise
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
+import itertools
 import json
 import random
 import re
@@ -61,6 +63,7 @@ def _reason_cycle() -> tuple[str, ...]:
 
 
 REASON_CYCLE = _reason_cycle()
+NAT_CODES = data.NAT_CODES
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,18 @@ def _int(rng: random.Random, low: int, high: int) -> int:
     return low + int(rng.random() * (high - low + 1))
 
 
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def uuid4_text(bits: int) -> str:
+    """`str(uuid.UUID(int=bits, version=4))`, without building a UUID object."""
+    h = f"{(bits & _UUID4_CLEAR) | _UUID4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def fresh_uuid(seed: int, index: int) -> str:
-    return str(uuidlib.UUID(int=_rng(seed, index).getrandbits(128), version=4))
+    return uuid4_text(_rng(seed, index).getrandbits(128))
 
 
 @dataclass(frozen=True)
@@ -114,7 +127,7 @@ class SyntheticSource:
 
     def record(self, index: int) -> SyntheticRecord:
         rng = _rng(self.seed, index)
-        uid = str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
+        uid = uuid4_text(rng.getrandbits(128))
         if _hit(index, self.broken_ratio):
             reason = REASON_CYCLE[int(index * self.broken_ratio) % len(REASON_CYCLE)]
             payload, marker = break_user(reason, make_user(rng, uid, _int(rng, 18, 85), self.today), rng, self.today)
@@ -123,7 +136,7 @@ class SyntheticSource:
         if not minor and index > 0 and rng.random() < self.resend_ratio:
             uid = fresh_uuid(self.seed, rng.randrange(index))
         user = make_user(rng, uid, _int(rng, 10, 17) if minor else _adult_age(rng), self.today)
-        age = age_on(parse_api_date(user["dob"]["date"]), self.today)
+        age = user["dob"]["age"]  # age_on(born, today), as make_user computed it
         return SyntheticRecord(index, user, STORED if age >= 18 else FILTERED, uid, age)
 
 
@@ -162,42 +175,57 @@ def parse_api_date(text: str) -> date:
     return date.fromisoformat(text[:10])
 
 
-_PLACEHOLDERS = re.compile(r"#+|@+")
+_PLACEHOLDER = re.compile(r"(#+|@+|DDMMYY)")
+_UPPER = string.ascii_uppercase
+_ALNUM = string.ascii_letters + string.digits
+
+
+@functools.cache
+def _template(pattern: str) -> tuple[str, ...]:
+    """`pattern` split into literal text (even positions) and placeholders (odd positions)."""
+    return tuple(_PLACEHOLDER.split(pattern))
 
 
 def _fill(pattern: str, rng: random.Random, born: date) -> str:
-    if "DDMMYY" in pattern:
-        pattern = pattern.replace("DDMMYY", born.strftime("%d%m%y"))
+    parts = list(_template(pattern))
+    random_ = rng.random
+    for i in range(1, len(parts), 2):
+        token = parts[i]
+        n = len(token)
+        if token == "DDMMYY":
+            parts[i] = f"{born.day:02d}{born.month:02d}{born.year % 100:02d}"
+        elif token[0] == "#":
+            parts[i] = f"{int(random_() * 10**n):0{n}d}"
+        else:
+            parts[i] = "".join([_UPPER[int(random_() * 26)] for _ in range(n)])
+    return "".join(parts)
 
-    def run(match: re.Match[str]) -> str:
-        n = len(match.group())
-        if match.group()[0] == "#":
-            return str(_int(rng, 0, 10**n - 1)).zfill(n)
-        return "".join(rng.choices(string.ascii_uppercase, k=n))
 
-    return _PLACEHOLDERS.sub(run, pattern)
-
-
+@functools.cache
 def _ascii(text: str) -> str:
     text = unicodedata.normalize("NFKD", text.lower().translate(data.TRANSLIT))
     return "".join(ch for ch in text if ch.isascii() and (ch.isalnum() or ch == "'")).replace("'", "")
 
 
+_DOMAINS = tuple(domain for domain, _ in data.EMAIL_DOMAINS)
+_DOMAIN_BOUNDS = tuple(itertools.accumulate(weight for _, weight in data.EMAIL_DOMAINS))
+
+
 def _email(rng: random.Random, first: str, last: str) -> str:
-    domains, weights = zip(*data.EMAIL_DOMAINS)
-    domain = rng.choices(domains, weights)[0]
+    domain = _DOMAINS[bisect.bisect(_DOMAIN_BOUNDS, rng.random() * _DOMAIN_BOUNDS[-1])]
     if rng.random() < 0.01:
         domain = domain.upper()
     return f"{_ascii(first)}.{_ascii(last)}@{domain}"
 
 
 def _login(rng: random.Random, uid: str) -> dict[str, str]:
-    password = _pick(rng, data.PASSWORDS)
-    salt = "".join(rng.choices(string.ascii_letters + string.digits, k=8))
+    r = rng.random
+    password = data.PASSWORDS[int(r() * len(data.PASSWORDS))]
+    salt = "".join([_ALNUM[int(r() * 62)] for _ in range(8)])
     salted = (password + salt).encode()
     return {
         "uuid": uid,
-        "username": f"{_pick(rng, data.USERNAME_1)}{_pick(rng, data.USERNAME_2)}{_int(rng, 100, 999)}",
+        "username": f"{data.USERNAME_1[int(r() * len(data.USERNAME_1))]}{data.USERNAME_2[int(r() * len(data.USERNAME_2))]}{100 + int(r() * 900)}",
         "password": password,
         "salt": salt,
         "md5": hashlib.md5(salted).hexdigest(),
@@ -214,30 +242,37 @@ def _postcode(kind: str, rng: random.Random) -> int | str:
     return _fill(kind, rng, date(2000, 1, 1))
 
 
+_FIRST_REGISTRATION = date(2002, 3, 21)
+_ONE_DAY = timedelta(days=1)
+
+
 def make_user(rng: random.Random, uid: str, age: int, today: date) -> dict[str, Any]:
     """One API 1.4 user of exactly `age` years on `today` (birthday at least two days away)."""
-    code = _pick(rng, data.NAT_CODES)
+    r = rng.random  # picks inlined: this runs once per record, at tens of thousands per second
+    code = NAT_CODES[int(r() * len(NAT_CODES))]
     nat = data.NATS[code]
-    gender = _pick(rng, ("male", "female"))
-    first = _pick(rng, nat.male if gender == "male" else nat.female)
-    last = _pick(rng, nat.last)
-    titles = data.FRENCH_TITLES[gender] if code in ("FR", "CH") else ("Mr",) if gender == "male" else data.FEMALE_TITLES
-    born = years_before(today, age) - timedelta(days=_int(rng, 2, 362))
-    first_registration = max(date(2002, 3, 21), years_before(born, -13))
-    registered = first_registration + timedelta(days=_int(rng, 0, max(0, (today - first_registration).days - 1)))
-    registered = min(registered, today - timedelta(days=1))
-    offset, description = _pick(rng, data.TIMEZONES)
-    portrait = f"{'men' if gender == 'male' else 'women'}/{_int(rng, 0, 99 if gender == 'male' else 96)}.jpg"
+    male = r() < 0.5
+    gender = "male" if male else "female"
+    names = nat.male if male else nat.female
+    first = names[int(r() * len(names))]
+    last = nat.last[int(r() * len(nat.last))]
+    titles = data.FRENCH_TITLES[gender] if code in ("FR", "CH") else ("Mr",) if male else data.FEMALE_TITLES
+    born = years_before(today, age) - timedelta(days=2 + int(r() * 361))
+    first_registration = max(_FIRST_REGISTRATION, years_before(born, -13))
+    registered = first_registration + timedelta(days=int(r() * max(1, (today - first_registration).days)))
+    registered = min(registered, today - _ONE_DAY)
+    offset, description = data.TIMEZONES[int(r() * len(data.TIMEZONES))]
+    portrait = f"men/{int(r() * 100)}.jpg" if male else f"women/{int(r() * 97)}.jpg"
     return {
         "gender": gender,
-        "name": {"title": _pick(rng, titles), "first": first, "last": last},
+        "name": {"title": titles[int(r() * len(titles))], "first": first, "last": last},
         "location": {
-            "street": {"number": _int(rng, 1, 9999), "name": _pick(rng, nat.streets)},
-            "city": _pick(rng, nat.cities),
-            "state": _pick(rng, nat.states),
+            "street": {"number": 1 + int(r() * 9999), "name": nat.streets[int(r() * len(nat.streets))]},
+            "city": nat.cities[int(r() * len(nat.cities))],
+            "state": nat.states[int(r() * len(nat.states))],
             "country": nat.country,
             "postcode": _postcode(nat.postcode, rng),
-            "coordinates": {"latitude": f"{rng.uniform(-90, 90):.4f}", "longitude": f"{rng.uniform(-180, 180):.4f}"},
+            "coordinates": {"latitude": f"{r() * 180 - 90:.4f}", "longitude": f"{r() * 360 - 180:.4f}"},
             "timezone": {"offset": offset, "description": description},
         },
         "email": _email(rng, first, last),
@@ -288,7 +323,8 @@ def break_user(reason: str, user: dict[str, Any], rng: random.Random, today: dat
             return f"[{dumps(without_credentials(user))}]".encode(), marker
         return dumps(marker).encode(), marker
     if reason == "missing_id":
-        marker = user["login"]["username"] = f"nouuid-{marker}"
+        # The producer drops login.username, so the marker goes where the synthetic extras go (see oversized).
+        marker = user["notes"] = f"nouuid-{marker}"
         if rng.random() < 0.5:
             del user["login"]["uuid"]
         else:
