@@ -88,7 +88,8 @@ int main(void) {
 """
 PAUSE_REF = "localhost/userpipeline/pause:static-1"
 BASE_REF = "localhost/userpipeline/debian-python:bookworm"
-BASE_PACKAGES = ("python3",)
+# python3-venv: the project's Dockerfiles make their virtualenvs with `python3 -m venv` (ensurepip).
+BASE_PACKAGES = ("python3", "python3-venv")
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 IMAGE_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
 
