@@ -8,7 +8,7 @@ The virtual environment lives in the clone (.venv) because the project is instal
 Writes $USERPIPELINE_CACHE/manifest.json, which the runtime reads to find every artifact.
 
 Standard library only: it runs before the virtual environment exists.
-Usage: tools/bootstrap.py [--only venv,jars,ferretdb,kube,node,helm,checkov,browser]
+Usage: tools/bootstrap.py [--only venv,jars,ferretdb,kube,node,images,helm,checkov,browser]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = tomllib.loads((ROOT / "tools" / "versions.toml").read_text())
 CACHE = Path(os.environ.get("USERPIPELINE_CACHE", Path.home() / ".cache" / "userpipeline"))
 VENV = ROOT / ".venv"
-STEPS = ("venv", "jars", "ferretdb", "kube", "node", "helm", "checkov", "browser")
+STEPS = ("venv", "jars", "ferretdb", "kube", "node", "images", "helm", "checkov", "browser")
 
 
 class BootstrapError(SystemExit):
@@ -49,6 +49,9 @@ HINTS = {
     "ferretdb": "check that the Go module proxy is reachable (GOPROXY) and `go version` is 1.26 or later, then rerun",
     "kube": "check that the Go module proxy is reachable (GOPROXY) and `go version` is 1.26 or later, then rerun",
     "node": "check that the Go module proxy (GOPROXY) and the Debian mirror (`apt-get update`) are reachable, then rerun",
+    "images": "check that `podman info` works (the `node` step installs podman and runc), that PyPI and the "
+              "Debian mirror are reachable, and read the build's output above; then rerun "
+              "`tools/bootstrap.py --only images` (a broken store: `rm -rf ~/.cache/userpipeline/podman`)",
     "checkov": "check that PyPI is reachable (pip's proxy/index settings), then rerun `make bootstrap`",
     "helm": "check that the Go module proxy is reachable (GOPROXY) and `go version` is 1.26 or later, then rerun",
     "browser": "check that the Debian mirror is reachable (`apt-get update`), or install them yourself: "
@@ -196,6 +199,14 @@ def step_node(manifest: dict) -> None:
     import bootstrap_node
 
     bootstrap_node.step_node(manifest)
+
+
+def step_images(manifest: dict) -> None:
+    """The project's images from its own Dockerfiles, with podman on the node's Debian base (tools/bootstrap_images.py)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import bootstrap_images
+
+    bootstrap_images.step_images(manifest)
 
 
 def step_checkov(manifest: dict) -> None:

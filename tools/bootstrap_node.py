@@ -109,7 +109,9 @@ def write_image_archive(layer: Path, ref: str, dest: Path, entrypoint: list[str]
     diff_id = sha.hexdigest()
     config = {"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
               "config": {"Env": IMAGE_ENV, **({"Entrypoint": entrypoint} if entrypoint else {})},
-              "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]}}
+              "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+              # One history entry per layer: podman refuses to build FROM an image whose history lists fewer.
+              "history": [{"created": "2026-01-01T00:00:00Z", "created_by": f"userpipeline bootstrap: {ref}"}]}
     config_bytes = json.dumps(config, sort_keys=True).encode()
     config_name = f"{hashlib.sha256(config_bytes).hexdigest()}.json"
     manifest = [{"Config": config_name, "RepoTags": [ref], "Layers": [f"{diff_id}/layer.tar"]}]
@@ -145,7 +147,7 @@ def unmount_under(root: Path) -> None:
 
 def build_base(images: Path) -> Path:
     """Debian bookworm (minbase) plus Debian's Python: the base the node's test images start from."""
-    key = hashlib.sha256(f"bookworm minbase {BASE_PACKAGES} {IMAGE_ENV}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"bookworm minbase {BASE_PACKAGES} {IMAGE_ENV} history".encode()).hexdigest()[:12]
     dest = images / f"debian-python-bookworm-{key}.tar"
     if dest.exists():
         bs.say("node", f"cached {dest}")
