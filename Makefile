@@ -31,7 +31,7 @@ status:  ## Show services, pids, ports and pipeline progress
 	@$(VENV)/bin/userpipeline status
 
 test: bootstrap  ## Run the test suite against real services
-	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: bootstrap  ## Run the benchmarks (numbers and ratios against same-run baselines)
 	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -17,3 +17,23 @@ def pytest_configure(config):
     os.environ["JAVA_HOME"] = str(load_artifacts().java_home)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("USERPIPELINE_LOG_FORMAT", "json")
+
+
+# Files that take minutes, longest first. Two workers take files in collection order, so starting these
+# first keeps one long file from running alone at the end of the suite.
+LONGEST_FIRST = (
+    "chart/test_install.py",
+    "chaos/test_soak.py",
+    "stream/test_stream_crash.py",
+    "node/test_real_node.py",
+    "local/test_local_pipeline.py",
+    "stream/test_stream_e2e.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        path = item.path.as_posix()
+        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith(name)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the order inside each file and among the rest stays

@@ -237,15 +237,12 @@ def report(soak: Soak, progress: dict, verdict: Verdict, seconds: float) -> dict
     console.print("injected: " + ", ".join(f"{kind} {injected.get(kind, 0)}" for kind in KINDS), highlight=False)
     for name, items in verdict.failures.items():
         console.print(f"[red]✗ {name}: {len(items)}[/] e.g. {'; '.join(items[:3])}", highlight=False)
-    if verdict.pending_reasons:
-        console.print(f"[yellow]! newer reason codes not applied yet: {len(verdict.pending_reasons)}[/] e.g. "
-                      f"{verdict.pending_reasons[0]}", highlight=False)
     ok = verdict.ok and lost == 0
     console.print(f"[bold {'green' if ok else 'red'}]lost: {lost}  {'PASS' if ok else 'FAIL'}[/]")
     return {"ok": ok, "lost": lost, "kills": dict(soak.kills), "restarts": restarts, "injected": injected,
             "acked": progress.get("acked"), "rawRecords": verdict.raw_records, "stored": verdict.stored,
             "rejected": verdict.rejected, "filtered": verdict.filtered, "failures": verdict.failures,
-            "pendingReasons": verdict.pending_reasons, "seconds": round(seconds)}
+            "seconds": round(seconds)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -20,11 +20,10 @@ from userpipeline.jobs.producer.publisher import producer_config
 from userpipeline.jobs.producer.sanitize import without_credentials
 from userpipeline.jobs.producer.synthetic import STORED, SyntheticSource, api_date, dumps, utc_today
 
-# The reason codes of the newer cases (docs/data-contract.md, `Reason` in jobs/stream/validate.py).
+# Reason codes (docs/data-contract.md, `Reason` in jobs/stream/validate.py).
 FIELD_TOO_LONG = "field_too_long"
 INVALID_ID = "invalid_id"
 MISSING_ID = "missing_id"  # a blank id (only whitespace, e.g. a tab) counts as missing
-NEW_KINDS = {"oversized_field", "bad_id"}  # issue 10: the stream's contract gained them
 # Longer than the client's delivery.timeout.ms (300 s): every record ends acknowledged or failed (then re-sent).
 FLUSH_SECONDS = 330
 # Each kind of bad record, and the share of a round it gets (a round is one of each, then repeats).
@@ -38,10 +37,6 @@ class Injected:
     marker: str  # a UUID in the key and the value
     expected: str  # STORED or a dead-letter reason
     copies: int = 1  # times it was published (duplicates)
-
-    @property
-    def new(self) -> bool:
-        return self.kind in NEW_KINDS
 
 
 @dataclass

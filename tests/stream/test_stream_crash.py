@@ -24,7 +24,8 @@ from stream.streamkit import (
 
 pytestmark = pytest.mark.slow
 
-RECORDS = 20_000
+# Enough for six batches: three kills at different moments, then at least one batch after them.
+RECORDS = 8_000
 
 
 class JobProcess:
@@ -60,7 +61,7 @@ def test_sigkill_three_times_then_exact_and_no_plaintext(endpoints, cassandra, t
     name = unique("crash")
     topic = name.replace("_", "-")
     spec_path = tmp_path / "pipeline.yaml"
-    spec = write_spec(spec_path, topic, max_records=2000)
+    spec = write_spec(spec_path, topic, max_records=1600)
     ep = isolated(endpoints, name)
     create_topics(ep.kafka_bootstrap, spec)
     source = SyntheticSource(seed=9, broken_ratio=0.05, minor_ratio=0.05, resend_ratio=0.05)
