@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
+import resource
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,6 +47,14 @@ HINT = ("check that `podman info` works (podman and runc are installed by the `n
 APP_SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "operator", "jobs", "dashboard")
 # Mounted into RUN steps when the host has them (module docstring); each keeps its path.
 TRUST_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pip.conf", "/etc/ssl/certs/java/cacerts")
+SPARK_SOURCES = (*APP_SOURCES, "images/spark/stream.py", "tools/maven/spark-kafka/pom.xml")
+# The stand-ins for the public SPARK_IMAGE and MAVEN_IMAGE: the Debian base plus Debian packages (Java 17), and for
+# Spark the runtime from the pyspark wheel laid out as apache/spark has it (/opt/spark, /opt/entrypoint.sh, uid 185).
+SPARK_PACKAGES = ("openjdk-17-jre-headless", "tini", "procps")
+MAVEN_PACKAGES = ("maven",)
+SPARK_ENTRYPOINT = Path(__file__).resolve().parent / "images" / "spark-entrypoint.sh"
+SPARK_UID = 185
+JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
 SKIP = re.compile(r"(^|/)(__pycache__|[^/]*\.egg-info|build|dist)(/|$)|\.py[cod]$")
 
 
@@ -98,8 +107,8 @@ def build(name: str, dockerfile: Path, ref: str, build_args: dict[str, str], des
     tmp.unlink(missing_ok=True)  # `podman save` will not overwrite
     bs.run([*podman, "save", "--format", "docker-archive", "-o", str(tmp), ref], STEP)
     tmp.replace(dest)
-    for old in dest.parent.glob(f"{name}-*.tar"):
-        if old != dest:
+    for old in dest.parent.glob(f"{name}-*.tar"):  # earlier builds of this image (not userpipeline-spark-*)
+        if old != dest and re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{12}}\.tar", old.name):
             old.unlink()
     # Untagged layers of earlier builds: the archive keeps what is needed, the store stays small.
     subprocess.run([*podman, "image", "prune", "-f"], capture_output=True, check=False)
@@ -107,6 +116,109 @@ def build(name: str, dockerfile: Path, ref: str, build_args: dict[str, str], des
 
 def load_base(base: Path) -> None:
     bs.run([*podman_base(), "load", "-i", str(base)], STEP)
+
+
+def ulimits() -> list[str]:
+    """`podman run` asks runc for rlimits this host will not grant (nofile above its hard limit, nproc above
+    pid_max): ask for what the host has."""
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], int(Path("/proc/sys/kernel/pid_max").read_text()))
+    return [f"--ulimit=nofile={nofile}:{nofile}", f"--ulimit=nproc={nproc}:{nproc}"]
+
+
+def derive(ref: str, script: str, changes: list[str], volumes: tuple[str, ...] = ()) -> None:
+    """`ref` = the Debian base after `script` (a `podman run` then `podman commit`), unless the store has it."""
+    podman = podman_base()
+    if subprocess.run([*podman, "image", "exists", ref], capture_output=True).returncode == 0:
+        bs.say(STEP, f"cached {ref} (podman store)")
+        return
+    bs.say(STEP, f"making {ref} from {bn.BASE_REF} (Debian packages; first run only)")
+    container = "upl-derive-" + hashlib.sha256(ref.encode()).hexdigest()[:8]
+    subprocess.run([*podman, "rm", "-f", container], capture_output=True, check=False)
+    try:
+        # --unsetenv: what `podman run` itself adds to the environment would otherwise be committed too.
+        bs.run(["nice", "-n", "10", *podman, "run", "--name", container, "--network", "host", *ulimits(),
+                "--unsetenv=TERM", "--unsetenv=container",
+                *[f"--volume={v}" for v in volumes], bn.BASE_REF, "sh", "-ec", script], STEP)
+        bs.run([*podman, "commit", "-q", *[f"--change={c}" for c in changes], container, ref], STEP)
+    finally:
+        subprocess.run([*podman, "rm", "-f", container], capture_output=True, check=False)
+    repository = ref.rsplit(":", 1)[0]  # earlier keys of this base: the store keeps only the current one
+    listed = subprocess.run([*podman, "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                             f"reference={repository}"], capture_output=True, text=True).stdout.split()
+    for old in set(listed) - {ref}:
+        subprocess.run([*podman, "rmi", old], capture_output=True, check=False)
+
+
+def apt_install(packages: tuple[str, ...]) -> str:
+    return ("export DEBIAN_FRONTEND=noninteractive; apt-get update -q; "
+            f"apt-get install -y -q --no-install-recommends {' '.join(packages)}; rm -rf /var/lib/apt/lists/*")
+
+
+def pyspark_wheel(version: str) -> Path:
+    wheels = sorted(bs.CACHE.glob(f"wheels/*/pyspark-{version}-*.whl"))
+    if not wheels:
+        raise bs.BootstrapError(f"{STEP}: no pyspark {version} wheel under {bs.CACHE}/wheels: run "
+                                "`tools/bootstrap.py --only venv` first (it downloads the project's wheels)")
+    return wheels[-1]
+
+
+def stage_spark_home(wheel: Path, dest: Path) -> None:
+    """/opt/spark as apache/spark lays it out, from the pyspark wheel: jars, bin, sbin, python/lib (the zips
+    spark-submit puts on the PYTHONPATH of the driver and the executors' Python workers)."""
+    with zipfile.ZipFile(wheel) as whl:
+        for info in whl.infolist():
+            parts = info.filename.split("/")
+            if info.is_dir() or parts[0] != "pyspark" or parts[1] not in ("jars", "bin", "sbin", "python"):
+                continue
+            if info.filename.endswith(".cmd") or (parts[1] == "python" and not info.filename.endswith(".zip")):
+                continue
+            target = dest / "/".join(parts[1:])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(whl.read(info))
+            target.chmod(0o755 if parts[1] in ("bin", "sbin") else 0o644)
+
+
+def spark_base(version: str, key: str) -> str:
+    ref = f"localhost/userpipeline/spark:{version}-{key}"
+    with tempfile.TemporaryDirectory(dir=bs.CACHE / "images") as tmp:
+        staging = Path(tmp)
+        if subprocess.run([*podman_base(), "image", "exists", ref], capture_output=True).returncode != 0:
+            stage_spark_home(pyspark_wheel(version), staging / "spark")
+            (staging / "entrypoint.sh").write_bytes(SPARK_ENTRYPOINT.read_bytes())
+        script = (f"{apt_install(SPARK_PACKAGES)}; "
+                  f"groupadd --system --gid {SPARK_UID} spark; "
+                  f"useradd --system --uid {SPARK_UID} --gid {SPARK_UID} --home-dir /opt/spark spark; "
+                  "cp -a /staging/spark /opt/spark; install -m 0755 /staging/entrypoint.sh /opt/entrypoint.sh; "
+                  "mkdir -p /opt/spark/work-dir; chmod g+w /opt/spark/work-dir; chown -R spark:spark /opt/spark")
+        derive(ref, script, ["ENV SPARK_HOME=/opt/spark", f"ENV JAVA_HOME={JAVA_HOME}",
+                             "WORKDIR /opt/spark/work-dir", 'ENTRYPOINT ["/opt/entrypoint.sh"]', "CMD []",
+                             f"USER {SPARK_UID}"], (f"{staging}:/staging:ro",))
+    return ref
+
+
+def maven_base(key: str) -> str:
+    ref = f"localhost/userpipeline/maven:{key}"
+    derive(ref, apt_install(MAVEN_PACKAGES), ["CMD []"])
+    return ref
+
+
+def spark_image(base_archive: Path, images: Path) -> dict:
+    dockerfile = bs.ROOT / "images" / "spark" / "Dockerfile"
+    version = bs.VERSIONS["spark_kafka"]["version"]  # = pyspark's (pyproject.toml), checked by tests/images
+    ref = f"docker.io/library/userpipeline-spark:{app_version()}"
+    base_key = inputs_key([SPARK_ENTRYPOINT, Path(__file__)], base_archive.name)
+    files = [dockerfile, dockerfile.with_name("Dockerfile.dockerignore"), *source_files(SPARK_SOURCES)]
+    dest = images / f"userpipeline-spark-{inputs_key(files, ref, base_key, version)}.tar"
+    if dest.exists():
+        bs.say(STEP, f"cached {dest}")
+    else:
+        load_base(base_archive)
+        args = {"SPARK_IMAGE": spark_base(version, base_key), "MAVEN_IMAGE": maven_base(base_key),
+                "PYTHON_IMAGE": bn.BASE_REF}
+        build("userpipeline-spark", dockerfile, ref, args, dest)
+        bs.say(STEP, f"saved {dest} ({dest.stat().st_size / 1e6:.0f} MB)")
+    return {"ref": ref, "archive": str(dest)}
 
 
 def app_image(base_archive: Path, images: Path) -> dict:
@@ -129,7 +241,8 @@ def step_images(manifest: dict) -> None:
     images = bs.CACHE / "images"
     images.mkdir(parents=True, exist_ok=True)
     base_archive = bn.build_base(images)  # the node step's base: cached, built only if missing
-    manifest["images"] = {"userpipeline": app_image(base_archive, images)}
+    manifest["images"] = {"userpipeline": app_image(base_archive, images),
+                          "userpipeline-spark": spark_image(base_archive, images)}
 
 
 def main() -> None:
