@@ -231,7 +231,8 @@ def purge(spec: Annotated[Path, typer.Option("--file", "-f", help="UserPipeline 
             result = run_purge(client[endpoints.mongo_database], pipeline.spec)
     except PyMongoError as exc:
         _fail(f"MongoDB unreachable ({type(exc).__name__}); check USERPIPELINE_MONGO_URI and retry")
-    console.print(f"purged {result.aggregates_deleted} aggregate documents last updated before {result.cutoff:%Y-%m-%d %H:%M} UTC")
+    console.print(f"purged {result.aggregates_deleted} aggregate documents last updated before {result.cutoff:%Y-%m-%d %H:%M} UTC "
+                  f"(audit record {result.audit_id})", soft_wrap=True, highlight=False)
 
 
 def _print_status(statuses: list[ServiceStatus], platform: LocalPlatform, stalls: dict[str, str] | None = None) -> None:

@@ -1,12 +1,14 @@
-"""The retention purge deletes exactly the aggregates not updated within the retention window."""
+"""The retention purge deletes exactly the aggregates not updated within the retention window, and audits it."""
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
 import uuid
 
 import yaml
+from structlog.testing import capture_logs
 
 from userpipeline.jobs.purge.purge import purge
 from userpipeline.operator.spec import UserPipelineSpec
@@ -30,6 +32,29 @@ def test_purge_deletes_only_expired_aggregates(mongo):
         assert purge(db, spec, now=NOW).aggregates_deleted == 0
 
 
+def test_every_purge_writes_an_audit_record_without_personal_data(mongo):
+    with mongo.client() as client, capture_logs() as logs:
+        db = client[f"purge{uuid.uuid4().hex[:6]}"]
+        db.aggregates.insert_many([_doc("FR", 1), _doc("US", 100), _doc("BR", 400),
+                                   {**_doc("x", 200), "_id": "emailDomain:mail.example", "dimension": "emailDomain",
+                                    "key": "mail.example"}])
+        spec = UserPipelineSpec.model_validate({"retention": {"profiles": "7d", "aggregates": "30d"}})
+        first = purge(db, spec, now=NOW)
+        second = purge(db, spec, now=NOW + dt.timedelta(hours=1))
+        records = {d["_id"]: d for d in db.audit.find()}
+        assert set(records) == {first.audit_id, second.audit_id}
+        audited = records[first.audit_id]
+        assert (audited["action"], audited["store"], audited["count"]) == ("purge", "mongodb:aggregates", 3)
+        assert audited["rule"]["retention"] == "30d"
+        assert audited["at"] == NOW.replace(tzinfo=None) and audited["rule"]["cutoff"] == (NOW - dt.timedelta(days=30)).replace(tzinfo=None)
+        assert records[second.audit_id]["count"] == 0
+        text = json.dumps(list(records.values()), default=str)
+        assert all(key not in text for key in ("FR", "US", "BR", "mail.example"))
+    lines = [line for line in logs if line["event"] == "audit.record"]
+    assert [(line["action"], line["count"], line["audit_id"]) for line in lines] == [
+        ("purge", 3, first.audit_id), ("purge", 0, second.audit_id)]
+
+
 def test_purge_command_reads_the_spec_and_the_environment(mongo, tmp_path):
     database = f"purge{uuid.uuid4().hex[:6]}"
     with mongo.client() as client:
@@ -41,7 +66,9 @@ def test_purge_command_reads_the_spec_and_the_environment(mongo, tmp_path):
     result = subprocess.run([sys.executable, "-m", "userpipeline.operator.cli", "purge", "-f", str(spec)],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "purged 1 aggregate documents" in result.stdout
+    assert "purged 1 aggregate documents" in result.stdout and "audit record" in result.stdout
+    with mongo.client() as client:
+        assert [d["count"] for d in client[database].audit.find()] == [1]
 
 
 def test_purge_command_says_what_to_do_when_mongo_is_down(tmp_path):
