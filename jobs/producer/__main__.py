@@ -32,6 +32,7 @@ def main(
     resume: Annotated[bool, typer.Option(help="Synthetic source: continue after the last acknowledged index in --progress-file.")] = True,
     stall_warning_after: Annotated[float, typer.Option(min=0.1, help="Warn when records wait this many seconds with no acknowledgement.")] = 15.0,
     stall_recovery_after: Annotated[float, typer.Option(min=1, help="Replace a Kafka client that reported no delivery for this many seconds while the cluster answers.")] = 45.0,
+    workers: Annotated[int, typer.Option(min=0, max=64, envvar="USERPIPELINE_PRODUCER_WORKERS", help="Synthetic source: processes generating records beside the Kafka client (0: in its thread).")] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", help="Debug logs.")] = False,
 ) -> None:
     configure_logging(verbose)
@@ -41,7 +42,7 @@ def main(
         runner = Runner(
             Options(spec_path=spec, source=source.value if source else None, count=count,
                     progress_file=progress_file, acked_log=acked_log, resume=resume,
-                    stall_warning_after=stall_warning_after, stall_recovery_after=stall_recovery_after),
+                    stall_warning_after=stall_warning_after, stall_recovery_after=stall_recovery_after, workers=workers),
             Endpoints.from_env(),
         )
     except (ValidationError, ValueError, OSError) as exc:

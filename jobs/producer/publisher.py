@@ -12,8 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message as KafkaMessage, Producer
@@ -35,8 +34,7 @@ class DeliveryError(RuntimeError):
     """Some records were not acknowledged by Kafka."""
 
 
-@dataclass(frozen=True)
-class Ack:
+class Ack(NamedTuple):
     index: int
     key: bytes | None
     partition: int

@@ -14,7 +14,7 @@ from confluent_kafka import KafkaException
 
 from userpipeline.jobs.endpoints import Endpoints
 from userpipeline.jobs.producer import progress as metrics
-from userpipeline.jobs.producer.feeds import Feed, RandomUserFeed, SyntheticFeed
+from userpipeline.jobs.producer.feeds import Feed, ParallelSyntheticFeed, RandomUserFeed, SyntheticFeed
 from userpipeline.jobs.producer.progress import AckLog, Progress, Watermark
 from userpipeline.jobs.producer.publisher import (
     Ack,
@@ -26,7 +26,7 @@ from userpipeline.jobs.producer.publisher import (
 )
 from userpipeline.jobs.producer.randomuser import RandomUserClient
 from userpipeline.jobs.producer.rate import TokenBucket
-from userpipeline.jobs.producer.sanitize import to_message
+from userpipeline.jobs.producer.sanitize import Message, to_message
 from userpipeline.jobs.producer.spec_watch import SpecWatcher
 from userpipeline.jobs.producer.synthetic import SyntheticSource
 from userpipeline.operator.spec.model import UserPipelineSpec
@@ -54,6 +54,8 @@ class Options:
     # seconds (time for the client to reconnect on its own after a broker restart): replace the client.
     stall_recovery_after: float = 45.0
     stall_recovery_grace: float = 20.0
+    # Synthetic source: processes generating and sanitising records beside the Kafka client (0: in its thread).
+    workers: int = 1
 
 
 class Runner:
@@ -88,6 +90,8 @@ class Runner:
         if self.source == "synthetic":
             generator = SyntheticSource(seed=src.seed, minor_ratio=src.minor_ratio, broken_ratio=src.broken_ratio)
             # Resumed runs continue the same index range: `count` is the total of indexes 0..count-1.
+            if self.options.workers > 0:
+                return ParallelSyntheticFeed(generator, self.progress.nextIndex, self.options.count, workers=self.options.workers)
             return SyntheticFeed(generator, self.progress.nextIndex, self.options.count)
         client = RandomUserClient(src.url, sleep=self.stopping.wait)
         return RandomUserFeed(client, src.batch_size, self.options.count, closed=self.stopping)
@@ -201,7 +205,7 @@ class Runner:
             if item is None:
                 break
             index, payload = item
-            publisher.send(index, to_message(payload))
+            publisher.send(index, payload if isinstance(payload, Message) else to_message(payload))
             sent += 1
         self.bucket.refund(granted - sent)
         metrics.PRODUCED.inc(sent)

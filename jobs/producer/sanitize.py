@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -36,8 +35,7 @@ _UNPARSEABLE_SECRET = re.compile(
 _UNPARSEABLE_ID = re.compile(rb'"id"\s*:\s*\{[^{}]*(?:\}|$)')
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):  # a tuple: built once per record, at tens of thousands per second
     key: bytes | None
     value: bytes
 
@@ -57,15 +55,13 @@ def _descend(value: Any) -> Any:
 
 def minimised(user: dict[str, Any]) -> dict[str, Any]:
     """`user` without the fields no purpose needs and without login credentials (a shallow copy)."""
-    out = {}
-    for key, value in user.items():
-        if key in _UNNEEDED_TOP:
-            continue
-        if key == "login" and type(value) is dict:
-            value = {k: v for k, v in value.items() if k.lower() not in _LOGIN_DROP}
-        elif key == "location" and type(value) is dict and "coordinates" in value:
-            value = {k: v for k, v in value.items() if k != "coordinates"}
-        out[key] = value
+    out = {k: v for k, v in user.items() if k not in _UNNEEDED_TOP}
+    login = out.get("login")
+    if type(login) is dict:  # replaced in place: the key order stays
+        out["login"] = {k: v for k, v in login.items() if not (isinstance(k, str) and k.lower() in _LOGIN_DROP)}
+    location = out.get("location")
+    if type(location) is dict and "coordinates" in location:
+        out["location"] = {k: v for k, v in location.items() if k != "coordinates"}
     return out
 
 
@@ -89,6 +85,12 @@ def _loads(payload: bytes) -> Any:
         return json.loads(payload)
 
 
+def _may_hold_credential_key(value: bytes) -> bool:
+    lower = value.lower()  # five substring tests are much cheaper than the case-insensitive regex
+    return (b'"password"' in lower or b'"salt"' in lower or b'"md5"' in lower or b'"sha1"' in lower
+            or b'"sha256"' in lower) and _CREDENTIAL_KEY.search(value) is not None
+
+
 def redact_unparseable(payload: bytes) -> bytes:
     """Blank every recognisable credential (and unneeded field) value in bytes that are not JSON."""
     redacted = _UNPARSEABLE_SECRET.sub(rb'\1\2\1\3""', payload)
@@ -108,6 +110,6 @@ def to_message(payload: dict[str, Any] | bytes) -> Message:
             return Message(None, bytes(payload) if scrubbed == parsed else _dumps(scrubbed))
         payload = parsed
     value = _dumps(minimised(payload))
-    if _CREDENTIAL_KEY.search(value):  # a credential key elsewhere than in the top-level login: full walk
+    if _may_hold_credential_key(value):  # a credential key elsewhere than in the top-level login: full walk
         value = _dumps(without_credentials(minimised(payload)))
     return Message(key_of(payload), value)

@@ -26,6 +26,7 @@ each a little over 1 MiB). Variants per reason (what the stream has to recognise
 
 from __future__ import annotations
 
+import base64
 import bisect
 import functools
 import hashlib
@@ -167,8 +168,8 @@ def years_before(day: date, years: int) -> date:
 
 
 def api_date(day: date, rng: random.Random) -> str:
-    seconds = _int(rng, 0, 86399)
-    return f"{day.isoformat()}T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{_int(rng, 0, 999):03d}Z"
+    ms = int(rng.random() * 86_400_000)
+    return "%sT%02d:%02d:%02d.%03dZ" % (day.isoformat(), ms // 3_600_000, ms // 60_000 % 60, ms // 1000 % 60, ms % 1000)
 
 
 def parse_api_date(text: str) -> date:
@@ -177,28 +178,41 @@ def parse_api_date(text: str) -> date:
 
 _PLACEHOLDER = re.compile(r"(#+|@+|DDMMYY)")
 _UPPER = string.ascii_uppercase
-_ALNUM = string.ascii_letters + string.digits
+_ALNUM_ONLY = bytes.maketrans(b"+/", b"xz")  # base64 letters and digits only, like the API's salts
 
 
 @functools.cache
-def _template(pattern: str) -> tuple[str, ...]:
-    """`pattern` split into literal text (even positions) and placeholders (odd positions)."""
-    return tuple(_PLACEHOLDER.split(pattern))
+def _compiled(pattern: str) -> tuple[str, tuple[tuple[int, int, int], ...], int, str]:
+    """`pattern` as a format string with one `{}` per placeholder, the placeholders' fill operations
+    (digits: a slice of one random number of all the pattern's digits; DDMMYY; letters), that number's
+    scale and width. No pattern has more than 12 digits, well within one random()'s 53 bits."""
+    parts = _PLACEHOLDER.split(pattern)
+    fmt = "".join("{}" if i % 2 else part.replace("{", "{{").replace("}", "}}") for i, part in enumerate(parts))
+    ops, width = [], 0
+    for token in parts[1::2]:
+        if token[0] == "#":
+            ops.append((_DIGITS, width, width + len(token)))
+            width += len(token)
+        elif token == "DDMMYY":
+            ops.append((_BIRTHDAY, 0, 0))
+        else:
+            ops.append((_LETTERS, len(token), 0))
+    return fmt, tuple(ops), 10**width, f"0{width}d"
+
+
+_DIGITS, _BIRTHDAY, _LETTERS = range(3)
 
 
 def _fill(pattern: str, rng: random.Random, born: date) -> str:
-    parts = list(_template(pattern))
-    random_ = rng.random
-    for i in range(1, len(parts), 2):
-        token = parts[i]
-        n = len(token)
-        if token == "DDMMYY":
-            parts[i] = f"{born.day:02d}{born.month:02d}{born.year % 100:02d}"
-        elif token[0] == "#":
-            parts[i] = f"{int(random_() * 10**n):0{n}d}"
-        else:
-            parts[i] = "".join([_UPPER[int(random_() * 26)] for _ in range(n)])
-    return "".join(parts)
+    fmt, ops, scale, spec = _compiled(pattern)
+    r = rng.random
+    digits = format(int(r() * scale), spec)
+    return fmt.format(*[
+        digits[a:b] if kind == _DIGITS
+        else f"{born.day:02d}{born.month:02d}{born.year % 100:02d}" if kind == _BIRTHDAY
+        else "".join([_UPPER[int(r() * 26)] for _ in range(a)])
+        for kind, a, b in ops
+    ])
 
 
 @functools.cache
@@ -221,7 +235,7 @@ def _email(rng: random.Random, first: str, last: str) -> str:
 def _login(rng: random.Random, uid: str) -> dict[str, str]:
     r = rng.random
     password = data.PASSWORDS[int(r() * len(data.PASSWORDS))]
-    salt = "".join([_ALNUM[int(r() * 62)] for _ in range(8)])
+    salt = base64.b64encode(rng.randbytes(6)).translate(_ALNUM_ONLY).decode()  # 8 letters and digits
     salted = (password + salt).encode()
     return {
         "uuid": uid,

@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 
 import httpx
+import psutil
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
@@ -44,6 +45,13 @@ def run_producer(spec, kafka, tmp_path, *args, timeout=180) -> subprocess.Comple
     finally:
         proc.kill()
     return subprocess.CompletedProcess(proc.args, proc.returncode, env_log.read_text(), "")
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def has_credentials(value: bytes) -> bool:
@@ -155,10 +163,13 @@ def test_producer_killed_and_restarted_every_acknowledged_id_is_in_kafka(kafka, 
     proc = start_producer(spec, kafka.bootstrap, tmp_path / "producer.log", *args)
     try:
         wait_for(lambda: read_progress(progress).get("nextIndex", 0) >= 2000, 120, "2000 acknowledged records")
+        workers = psutil.Process(proc.pid).children()
+        assert workers, "the synthetic records come from a worker process"
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
         proc.kill()
+    wait_for(lambda: not any(_alive(w) for w in workers), 30, "the generator workers to end with the producer")
     acked_before_kill = read_ack_log(acked)
     resumed_at = read_progress(progress)["nextIndex"]
     assert 0 < resumed_at < count
