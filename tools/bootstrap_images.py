@@ -47,6 +47,7 @@ HINT = ("check that `podman info` works (podman and runc are installed by the `n
 APP_SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "operator", "jobs", "dashboard")
 # Mounted into RUN steps when the host has them (module docstring); each keeps its path.
 TRUST_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pip.conf", "/etc/ssl/certs/java/cacerts")
+KEEP_BUILDS = 3  # archives kept per image
 SPARK_SOURCES = (*APP_SOURCES, "images/spark/stream.py", "tools/maven/spark-kafka/pom.xml")
 # The stand-ins for the public SPARK_IMAGE and MAVEN_IMAGE: the Debian base plus Debian packages (Java 17), and for
 # Spark the runtime from the pyspark wheel laid out as apache/spark has it (/opt/spark, /opt/entrypoint.sh, uid 185).
@@ -107,9 +108,11 @@ def build(name: str, dockerfile: Path, ref: str, build_args: dict[str, str], des
     tmp.unlink(missing_ok=True)  # `podman save` will not overwrite
     bs.run([*podman, "save", "--format", "docker-archive", "-o", str(tmp), ref], STEP)
     tmp.replace(dest)
-    for old in dest.parent.glob(f"{name}-*.tar"):  # earlier builds of this image (not userpipeline-spark-*)
-        if old != dest and re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{12}}\.tar", old.name):
-            old.unlink()
+    # Earlier builds of this image (not userpipeline-spark-*): keep the newest few, since another clone sharing the
+    # cache (a CI checkout) may have just recorded one of them in the manifest.
+    builds = [p for p in dest.parent.glob(f"{name}-*.tar") if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{12}}\.tar", p.name)]
+    for old in sorted(builds, key=lambda p: p.stat().st_mtime, reverse=True)[KEEP_BUILDS:]:
+        old.unlink(missing_ok=True)
     # Untagged layers of earlier builds: the archive keeps what is needed, the store stays small.
     subprocess.run([*podman, "image", "prune", "-f"], capture_output=True, check=False)
 

@@ -58,7 +58,9 @@ def artifacts() -> dict:
     if not images or not all(p and Path(p).exists() for p in paths) or not all(tools):
         raise NodeUnavailable(f"the real node's binaries, images or tools are missing from {cache}/manifest.json: "
                               "run `tools/bootstrap.py` (its `node` step) or `tools/bootstrap_node.py`")
-    return {**needed, "images": images, "cni_bin_dir": manifest.get("cni_bin_dir", "/usr/lib/cni")}
+    # The project's own images (bootstrap step `images`): imported by the tests that run them, not at start.
+    return {**needed, "images": images, "project_images": manifest.get("images") or {},
+            "cni_bin_dir": manifest.get("cni_bin_dir", "/usr/lib/cni")}
 
 
 class Node:

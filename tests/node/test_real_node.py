@@ -135,6 +135,40 @@ def _ready(pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
+def test_the_project_image_serves_the_dashboard_as_its_own_non_root_user(real_node: Node,
+                                                                           core: client.CoreV1Api) -> None:
+    """The application image, built here from images/userpipeline/Dockerfile (bootstrap step `images`), runs its
+    default command (the dashboard under gunicorn) under `restricted`: no runAsUser, so the kubelet checks
+    runAsNonRoot against the image's own numeric USER; a read-only root filesystem with /tmp an emptyDir."""
+    image = real_node.art["project_images"].get("userpipeline")
+    if not image:
+        pytest.skip("no userpipeline image in the manifest: run `tools/bootstrap.py --only images`")
+    real_node.import_image(Path(image["archive"]))
+    pod = restricted_pod("dashboard", image=image["ref"],
+                         env=[{"name": "USERPIPELINE_DASHBOARD_MONGO_TIMEOUT_MS", "value": "200"}],
+                         readinessProbe={"httpGet": {"path": "/healthz", "port": 8050}, "periodSeconds": 1,
+                                         "timeoutSeconds": 5},
+                         volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}])
+    container, spec = pod["spec"]["containers"][0], pod["spec"]
+    container.pop("command")  # the image's CMD
+    container["securityContext"]["readOnlyRootFilesystem"] = True
+    spec["securityContext"] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    spec["volumes"] = [{"name": "tmp", "emptyDir": {}}]
+    core.create_namespaced_pod(NAMESPACE, pod)
+
+    def ready():
+        status = core.read_namespaced_pod("dashboard", NAMESPACE).status
+        assert status.phase not in ("Failed", "Succeeded"), status
+        return _ready(core.read_namespaced_pod("dashboard", NAMESPACE))
+
+    wait_for(ready, timeout=120, what="the dashboard pod Ready (its /healthz answered the kubelet)")
+    probe = ("import json, os, urllib.request; body = json.load(urllib.request.urlopen('http://127.0.0.1:8050/healthz'));"
+             " print(os.getuid(), os.getgid(), body['status'])")
+    result = real_node.kubectl("exec", "-n", NAMESPACE, "dashboard", "--", "python", "-c", probe)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["10001", "10001", "ok"]
+
+
 def test_privileged_pod_is_rejected(core: client.CoreV1Api) -> None:
     pod = restricted_pod("privileged", securityContext={"privileged": True})
     with pytest.raises(ApiException) as rejected:
