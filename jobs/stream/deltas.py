@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import Protocol
 
 TOTAL, NATIONALITY, GENDER, AGE_BAND, EMAIL_DOMAIN = "total", "nationality", "gender", "ageBand", "emailDomain"
@@ -38,17 +37,17 @@ class Profile:
     """One valid, pseudonymised record of the batch (the columns of transform.PROFILE_COLUMNS)."""
 
     user_id: str
-    full_name: str | None
     gender: str | None
     nat: str | None
     age: int
     api_age: int | None
-    dob: date
     email_domain: str | None
     email_hmac: str | None
     phone_hmac: str | None
     cell_hmac: str | None
     address_hmac: str | None
+    name_hmac: str | None
+    dob_hmac: str | None
     registered_ms: int | None
     event_time_ms: int
     source_partition: int

@@ -316,10 +316,10 @@ class BatchProcessor:
         return standing, removed
 
     def _send_dead_letters(self, batch: DataFrame, classified: DataFrame, journal: Journal) -> None:
-        letters = deadletter.dead_letters(classified)
+        letters = deadletter.dead_letters(classified, self.pseudonymizer)
         if journal.sink_rejected:
             letters = letters.unionByName(deadletter.sink_rejected_letters(
-                batch, [(r.partition, r.offset, r.detail) for r in journal.sink_rejected]))
+                batch, [(r.partition, r.offset, r.detail) for r in journal.sink_rejected], self.pseudonymizer))
         deadletter.send(letters, self.endpoints.kafka_bootstrap, self.settings.dead_letter_topic)
 
 

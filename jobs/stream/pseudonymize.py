@@ -22,7 +22,7 @@ from pyspark.sql import types as T
 
 from userpipeline.jobs.endpoints import Endpoints
 
-FIELDS = ("email", "phone", "cell", "address")
+FIELDS = ("email", "phone", "cell", "address", "name", "dob")
 
 
 class MissingKeyError(RuntimeError):
@@ -48,7 +48,8 @@ class Pseudonymizer:
     def from_endpoints(cls, endpoints: Endpoints, fields: tuple[str, ...] = FIELDS) -> Pseudonymizer:
         if endpoints.hmac_key is None or not endpoints.hmac_key.get_secret_value():
             raise MissingKeyError(
-                "USERPIPELINE_HMAC_KEY is not set: the stream never stores email, phone, cell or address in plaintext "
+                "USERPIPELINE_HMAC_KEY is not set: the stream never stores email, phone, cell, address, name or date of birth "
+                "in plaintext "
                 "and needs the HMAC key to pseudonymise them. Set USERPIPELINE_HMAC_KEY (and USERPIPELINE_HMAC_KEY_ID); "
                 "`userpipeline up` generates one locally, the chart reads it from the Secret spec.privacy.keySecret."
             )
@@ -61,9 +62,13 @@ class Pseudonymizer:
             return None
         return hmac.new(self.key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
-    def column(self, email: Column, phone: Column, cell: Column, address: Column) -> Column:
-        """A struct column `email_hmac, phone_hmac, cell_hmac, address_hmac` computed in the executors."""
-        return _udf(self)(email, phone, cell, address)
+    def fingerprint(self, data: bytes) -> str:
+        """A keyed hash of raw bytes (a dead letter's payload): equal payloads match, nobody can guess one."""
+        return hmac.new(self.key, b"payload\x00" + data, hashlib.sha256).hexdigest()
+
+    def column(self, email: Column, phone: Column, cell: Column, address: Column, name: Column, dob: Column) -> Column:
+        """A struct column `<field>_hmac` for each of FIELDS, computed in the executors (`dob` as yyyy-MM-dd text)."""
+        return _udf(self)(email, phone, cell, address, name, dob)
 
 
 RESULT_TYPE = T.StructType([T.StructField(f"{name}_hmac", T.StringType()) for name in FIELDS])

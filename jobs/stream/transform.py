@@ -2,7 +2,9 @@
 
 `classify` gives every input row a `status`: `rejected` (a contract reason; goes to the dead-letter
 topic), `filtered` (younger than spec.privacy.minimumAge; counted, never stored) or `valid`. Plaintext
-email, phone, cell and address only exist inside this projection: the output carries their HMACs.
+email, phone, cell, address, full name and date of birth only exist inside this projection: the output
+carries their HMACs (and the age, computed from the date of birth here). A rejected row keeps its raw
+value in `payload`, for the dead-letter sink to summarise without its contents (sinks/deadletter.py).
 
 Ages are computed against `as_of`, a date fixed per micro-batch (see job.py), not against the clock:
 re-running a batch after midnight must give the same ages as the first run.
@@ -16,15 +18,14 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from userpipeline.jobs.stream import validate
-from userpipeline.jobs.stream.pseudonymize import Pseudonymizer
+from userpipeline.jobs.stream.pseudonymize import FIELDS, Pseudonymizer
 
 REJECTED, FILTERED, VALID = "rejected", "filtered", "valid"
-DLQ_PAYLOAD_BYTES = 64 * 1024
 
 # What the driver collects per valid row (deltas.Profile has the same fields).
 PROFILE_COLUMNS = (
-    "user_id", "full_name", "gender", "nat", "age", "api_age", "dob", "email_domain",
-    "email_hmac", "phone_hmac", "cell_hmac", "address_hmac", "registered_ms", "event_time_ms",
+    "user_id", "gender", "nat", "age", "api_age", "email_domain",
+    "email_hmac", "phone_hmac", "cell_hmac", "address_hmac", "name_hmac", "dob_hmac", "registered_ms", "event_time_ms",
     "source_partition", "source_offset",
 )
 
@@ -64,7 +65,8 @@ def classify(raw: DataFrame, as_of: date, minimum_age: int, pseudonymizer: Pseud
         .withColumn("status", F.when(F.col("reason").isNotNull(), REJECTED)
                     .when(F.col("age") < minimum_age, FILTERED).otherwise(VALID))
         .withColumn("pseudonyms", pseudonymizer.column(
-            _text("user.email"), _text("user.phone"), _text("user.cell"), full_address()))
+            _text("user.email"), _text("user.phone"), _text("user.cell"), full_address(), full_name(),
+            F.date_format("dob_date", "yyyy-MM-dd")))
     )
     valid, rejected = F.col("status") == VALID, F.col("status") == REJECTED
 
@@ -80,16 +82,13 @@ def classify(raw: DataFrame, as_of: date, minimum_age: int, pseudonymizer: Pseud
         F.col("partition").alias("source_partition"),
         F.col("offset").alias("source_offset"),
         F.unix_millis("timestamp").alias("event_time_ms"),
-        F.when(rejected, F.substring("value", 1, DLQ_PAYLOAD_BYTES).cast("string")).alias("payload"),
-        F.when(rejected, F.octet_length("value")).alias("payload_bytes"),
+        F.when(rejected, F.col("value")).alias("payload"),
         kept(validate.user_id(F.col("user.login.uuid"))).alias("user_id"),
-        kept(full_name()).alias("full_name"),
         kept(F.lower(_text("user.gender"))).alias("gender"),
         kept(F.upper(_text("user.nat"))).alias("nat"),
         kept(F.col("age")).alias("age"),
         kept(F.col("user.dob.age")).alias("api_age"),
-        kept(F.col("dob_date")).alias("dob"),
         kept(email_domain()).alias("email_domain"),
-        *(kept(F.col(f"pseudonyms.{name}_hmac")).alias(f"{name}_hmac") for name in ("email", "phone", "cell", "address")),
+        *(kept(F.col(f"pseudonyms.{name}_hmac")).alias(f"{name}_hmac") for name in FIELDS),
         kept(F.unix_millis(F.try_to_timestamp(F.col("user.registered.date")))).alias("registered_ms"),
     )

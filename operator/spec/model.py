@@ -112,10 +112,14 @@ class SourceType(str, Enum):
 
 
 class PseudonymizedField(str, Enum):
+    """A personal field the stream stores only as a keyed HMAC; a field not listed is not stored at all."""
+
     email = "email"
     phone = "phone"
     cell = "cell"
     address = "address"
+    name = "name"  # the full name ("first last")
+    dob = "dob"  # the date of birth (the age is computed from it before storing, whatever this says)
 
 
 class Source(_Model):
@@ -196,8 +200,9 @@ class Privacy(_Model):
     minimum_age: int = Field(18, ge=0, le=150, description="Users younger than this are not stored.")
     pseudonymize: list[PseudonymizedField] = Field(
         default_factory=lambda: list(PseudonymizedField),
-        max_length=4,
-        description="PII fields replaced by a keyed HMAC before anything is stored (each at most once).",
+        max_length=len(PseudonymizedField),
+        description="Personal fields stored only as a keyed HMAC (each at most once); a field not listed is not "
+                    "stored at all. The age is computed from the date of birth before storing either way.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     k_anonymity: int = Field(5, ge=1, le=1000, description="Groups smaller than this are folded into 'other' on the dashboard.")

@@ -189,13 +189,31 @@ def assert_exact(profiles: dict[str, Any], db, sent: list[Sent]) -> None:
 
 
 def assert_dead_letters(bootstrap: str, topic: str, sent: list[Sent]) -> int:
-    """Exactly the broken records are dead-lettered, with their reason; returns the number of DLQ messages
-    (more than the broken records only if a crashed batch re-sent some: at least once)."""
+    """Exactly the broken records are dead-lettered, with their reason, and no dead letter holds a plaintext
+    email, phone or cell of any published record; returns the number of DLQ messages (more than the broken
+    records only if a crashed batch re-sent some: at least once)."""
     broken = {(s.partition, s.offset): s.expected for s in sent if s.expected not in (STORED, FILTERED)}
-    letters = [json.loads(m.value()) for m in consume_all(bootstrap, f"{topic}.dlq")]
+    messages = consume_all(bootstrap, f"{topic}.dlq")
+    letters = [json.loads(m.value()) for m in messages]
     assert {(d["source"]["partition"], d["source"]["offset"]): d["reason"] for d in letters} == broken
-    assert all(d["source"]["topic"] == topic and d["payloadBytes"] > 0 for d in letters)
+    assert all(d["source"]["topic"] == topic and d["payloadBytes"] > 0 and d["payloadHmac"] for d in letters)
+    text = "\n".join(m.value().decode("utf-8", errors="replace") for m in messages)
+    assert leaked(text, contact_values(sent)) == set(), "plaintext emails or phones in dead letters"
     return len(letters)
+
+
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def contact_values(sent: Iterable[Sent]) -> set[str]:
+    """The emails, phones and cells of the published records (found by pattern in values that are not JSON)."""
+    values: set[str] = set()
+    for s in sent:
+        if isinstance(s.payload, dict):
+            values |= {v for v in (s.payload.get(k) for k in ("email", "phone", "cell")) if isinstance(v, str) and v}
+        else:
+            values |= set(EMAIL.findall(s.payload.decode("utf-8", errors="replace")))
+    return values
 
 
 def assert_health(db, sent: list[Sent]) -> None:

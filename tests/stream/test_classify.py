@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
@@ -12,6 +13,8 @@ from userpipeline.jobs.producer.synthetic import STORED, SyntheticSource, edge_r
 from userpipeline.jobs.stream import transform
 from userpipeline.jobs.stream.pseudonymize import Pseudonymizer
 from userpipeline.jobs.stream.sinks.deadletter import dead_letters
+
+from stream.streamkit import leaked
 
 TODAY = date(2025, 6, 15)
 PSEUDONYMIZER = Pseudonymizer(b"unit-test-key", "unit-1")
@@ -44,8 +47,9 @@ def test_edge_records_get_their_expected_outcome(spark):
     assert {r.name: outcome(row) for r, row in zip(records, rows)} == {r.name: r.expected for r in records}
     by_name = {r.name: row for r, row in zip(records, rows)}
     assert by_name["age_18_today"].age == 18 and by_name["age_120"].age == 120
-    assert by_name["name_emoji"].full_name == "Zoë 🦄 Smith 👩‍💻"
-    assert by_name["name_greek"].full_name == "Αλέξανδρος Παπαδόπουλος"
+    assert by_name["name_emoji"].name_hmac == PSEUDONYMIZER.digest("name", "Zoë 🦄 Smith 👩‍💻")
+    assert by_name["name_greek"].name_hmac == PSEUDONYMIZER.digest("name", "Αλέξανδρος Παπαδόπουλος")
+    assert by_name["age_18_today"].dob_hmac == PSEUDONYMIZER.digest("dob", date(TODAY.year - 18, 6, 15).isoformat())
 
 
 def test_synthetic_broken_records_get_the_generators_reason(spark):
@@ -108,23 +112,66 @@ def test_profile_columns_hold_pseudonyms_and_no_plaintext(spark):
     base = user(email="Ann.Lee@Example.COM")
     bad_utf8 = json.dumps(user(name={"title": "Mr", "first": "Jo#", "last": "Li"})).encode().replace(b"#", b"\xff")
     row, odd = classify(spark, [json.dumps(base).encode(), bad_utf8])
-    assert odd.status == transform.VALID and odd.full_name.startswith("Jo")
+    assert odd.status == transform.VALID and odd.name_hmac == PSEUDONYMIZER.digest("name", "Jo\ufffd Li")
     assert row.email_domain == "example.com"
     assert row.email_hmac == PSEUDONYMIZER.digest("email", "ann.lee@example.com")
     assert row.phone_hmac == PSEUDONYMIZER.digest("phone", base["phone"])
     assert row.cell_hmac == PSEUDONYMIZER.digest("cell", base["cell"])
+    assert row.name_hmac == PSEUDONYMIZER.digest("name", f"{base['name']['first']} {base['name']['last']}")
+    assert row.dob_hmac == PSEUDONYMIZER.digest("dob", base["dob"]["date"][:10])
     text = json.dumps(row.asDict(), default=str)
     assert base["phone"] not in text and base["cell"] not in text and "Ann.Lee" not in text
+    assert base["name"]["last"] not in text and base["dob"]["date"][:10] not in text
+
+
+def test_fields_privacy_does_not_list_are_not_stored(spark):
+    only_email = Pseudonymizer(b"unit-test-key", "unit-1", ("email",))
+    [row] = transform.classify(kafka_frame(spark, [json.dumps(user()).encode()]), TODAY, 18, only_email).collect()
+    assert row.email_hmac is not None and row.age is not None
+    assert (row.phone_hmac, row.cell_hmac, row.address_hmac, row.name_hmac, row.dob_hmac) == (None,) * 5
 
 
 def test_dead_letter_record_has_the_contract_shape(spark):
     big = b'{"x": "' + b"a" * (70 * 1024) + b'"'
     frame = transform.classify(kafka_frame(spark, [big, b"[1]"]), TODAY, 18, PSEUDONYMIZER)
-    records = sorted((json.loads(row.value) for row in dead_letters(frame).collect()), key=lambda r: r["source"]["offset"])
+    records = sorted((json.loads(row.value) for row in dead_letters(frame, PSEUDONYMIZER).collect()),
+                     key=lambda r: r["source"]["offset"])
     assert [r["reason"] for r in records] == ["malformed_json", "not_an_object"]
     assert records[0]["source"] == {"topic": "users.raw", "partition": 0, "offset": 0, "timestamp": int(WHEN.timestamp() * 1000)}
-    assert records[0]["payloadBytes"] == len(big) and len(records[0]["payload"].encode()) == 64 * 1024
-    assert records[1]["payload"] == "[1]" and set(records[1]) == {"reason", "detail", "source", "payload", "payloadBytes"}
+    assert records[0]["payloadBytes"] == len(big) and records[0]["payloadHmac"] == PSEUDONYMIZER.fingerprint(big)
+    assert records[0]["payload"]["format"] == "text" and records[0]["payload"]["characters"] == len(big)
+    assert "aaaa" not in json.dumps(records[0])
+    assert records[1]["payload"] == {"format": "json", "shape": {"array": 1, "items": ["number:1"]}}
+    assert set(records[1]) == {"reason", "detail", "source", "payload", "payloadBytes", "payloadHmac", "hmacKeyId"}
+
+
+def test_dead_letters_keep_the_structure_and_no_personal_value(spark):
+    """Every broken kind of the generator: reasons kept, no plaintext email, phone, cell, name, street or id."""
+    records = [r for r in SyntheticSource(seed=5, broken_ratio=0.5, minor_ratio=0.0, today=TODAY).records(0, 300)
+               if r.expected not in (STORED, "filtered")]
+    values = [to_message(r.payload).value for r in records]
+    frame = transform.classify(kafka_frame(spark, values), TODAY, 18, PSEUDONYMIZER)
+    letters = [json.loads(row.value) for row in dead_letters(frame, PSEUDONYMIZER).collect()]
+    assert sorted(d["reason"] for d in letters) == sorted(r.expected for r in records)
+    text = json.dumps(letters, ensure_ascii=False)
+    needles = set()
+    for value in values:
+        needles |= personal_values(value.decode("utf-8", errors="replace"))
+    assert len(needles) > 100 and leaked(text, needles) == set()
+    by_offset = {d["source"]["offset"]: d for d in letters}
+    for offset, r in enumerate(records):
+        payload = by_offset[offset]["payload"]
+        if isinstance(r.payload, dict) and r.expected != "oversized":
+            assert payload["format"] == "json" and "login" in payload["shape"]
+            assert payload["pseudonyms"]["email_hmac"] == PSEUDONYMIZER.digest("email", r.payload["email"])
+
+
+def personal_values(text: str) -> set[str]:
+    """Emails, phones, names, streets and ids in a raw value, found by pattern (the value may not be JSON)."""
+    found = set(re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", text))
+    for key in ("phone", "cell", "first", "last", "name", "value", "city"):
+        found |= {v for v in re.findall(rf'"{key}": ?"([^"]{{4,200}})"', text) if v.strip()}
+    return found
 
 
 def test_too_long_fields_are_named_with_their_length_never_their_value(spark):

@@ -1,6 +1,5 @@
 """Aggregate deltas: who counts where, which version wins, and what a re-run changes (nothing)."""
 
-from datetime import date
 
 from userpipeline.jobs.stream.deltas import (
     Delta, Profile, Stored, age_band, dimension_keys, latest_per_user, plan_batch, subtract,
@@ -9,7 +8,7 @@ from userpipeline.jobs.stream.deltas import (
 
 def profile(uid: str, ts: int, *, offset: int = 0, partition: int = 0, nat: str | None = "FR", gender: str | None = "female",
             age: int = 30, domain: str | None = "example.com") -> Profile:
-    return Profile(uid, "Ann Lee", gender, nat, age, age, date(1990, 1, 1), domain, "e", "p", "c", "a", None, ts, partition, offset)
+    return Profile(uid, gender, nat, age, age, domain, "e", "p", "c", "a", "n", "d", None, ts, partition, offset)
 
 
 def stored(p: Profile) -> Stored:

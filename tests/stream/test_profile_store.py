@@ -5,7 +5,6 @@ when another owner has them."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
 
 import pytest
 
@@ -21,8 +20,8 @@ DAY = 86_400
 
 
 def profile(index: int, **changes) -> Profile:
-    base = Profile(f"00000000-0000-4000-8000-{index:012d}", "Ann Lee", "female", "FR", 30, 30, date(1995, 1, 1),
-                   "example.com", "e" * 64, "p" * 64, "c" * 64, "a" * 64, None, 1_700_000_000_000 + index, 0, index)
+    base = Profile(f"00000000-0000-4000-8000-{index:012d}", "female", "FR", 30, 30, "example.com", "e" * 64, "p" * 64,
+                   "c" * 64, "a" * 64, "n" * 64, "d" * 64, None, 1_700_000_000_000 + index, 0, index)
     return replace(base, **changes)
 
 
@@ -41,8 +40,8 @@ def store(endpoints):
 
 
 def stored_names(store: ProfileStore) -> dict[str, int]:
-    rows = store.session.execute(f"SELECT user_id, full_name FROM {store.keyspace}.profiles")
-    return {row.user_id: len(row.full_name) for row in rows}
+    rows = store.session.execute(f"SELECT user_id, name_hmac FROM {store.keyspace}.profiles")
+    return {row.user_id: len(row.name_hmac) for row in rows}
 
 
 def test_a_batch_cassandra_finds_too_large_is_split_until_every_row_is_written(store, monkeypatch):
@@ -51,7 +50,7 @@ def test_a_batch_cassandra_finds_too_large_is_split_until_every_row_is_written(s
     rounds = []
     write_groups = s._write_groups
     monkeypatch.setattr(s, "_write_groups", lambda groups, result: rounds.append(len(groups)) or write_groups(groups, result))
-    rows = [profile(0, full_name="A" * 60_000)] + [profile(i) for i in range(1, 10)]
+    rows = [profile(0, name_hmac="A" * 60_000)] + [profile(i) for i in range(1, 10)]
     result = s.write(rows)
     assert (result.written, result.refused) == (10, [])
     assert rounds[:2] == [1, 2]  # Cassandra refused the one batch ("Batch too large"): it was split in two
@@ -61,7 +60,7 @@ def test_a_batch_cassandra_finds_too_large_is_split_until_every_row_is_written(s
 def test_a_long_row_goes_alone_and_a_refused_row_leaves_the_others_written(store):
     s = store()
     refused = profile(5, user_id="k" * 70_000)  # longer than Cassandra's 64 KiB partition key: refused by the server
-    rows = [profile(i) for i in range(5)] + [refused, profile(6, full_name="B" * 60_000)] + [profile(i) for i in range(7, 12)]
+    rows = [profile(i) for i in range(5)] + [refused, profile(6, name_hmac="B" * 60_000)] + [profile(i) for i in range(7, 12)]
     result = s.write(rows)
     assert result.written == 11 and [r.profile for r in result.refused] == [refused]
     assert result.refused[0].error.startswith("InvalidRequest") and "k" * 100 not in result.refused[0].error
@@ -81,3 +80,20 @@ def test_table_options_are_left_to_their_owner(store):
 def ttl_of(s: ProfileStore) -> int:
     return s.session.execute("SELECT default_time_to_live FROM system_schema.tables WHERE keyspace_name = %s "
                              "AND table_name = 'profiles'", (s.keyspace,)).one().default_time_to_live
+
+
+def test_a_table_of_an_earlier_version_loses_its_plaintext_columns(store, cassandra):
+    name = unique("legacy")
+    session = cassandra.session()
+    try:
+        session.execute(f"CREATE KEYSPACE {name} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}")
+        session.execute(f"CREATE TABLE {name}.profiles (user_id text PRIMARY KEY, full_name text, dob date, nat text)")
+        session.execute(f"INSERT INTO {name}.profiles (user_id, full_name, dob, nat) VALUES ('u1', 'Ann Lee', '1990-01-01', 'FR')")
+    finally:
+        session.cluster.shutdown()
+    s = store(cassandra_keyspace=name, mongo_database=name)
+    columns = {row.column_name for row in s.session.execute(
+        "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = 'profiles'", (name,))}
+    assert columns == set(sink.COLUMNS)
+    assert s.write([profile(1)]).written == 1
+    assert "Ann Lee" not in str(list(s.session.execute(f"SELECT * FROM {name}.profiles")))

@@ -20,6 +20,7 @@ from userpipeline.dashboard.viewmodel import build_view
 from userpipeline.jobs.producer.synthetic import STORED, SyntheticSource, edge_records, make_user, utc_today
 from userpipeline.jobs.stream import job
 from userpipeline.jobs.stream.health import STALL_SECONDS, assess
+from userpipeline.jobs.stream.pseudonymize import Pseudonymizer
 from userpipeline.jobs.stream.sinks.cassandra import TABLE, ProfileStore
 
 from stream.streamkit import (
@@ -136,9 +137,11 @@ def test_edge_records(run, cassandra):
     assert set(profiles) == {e.marker for e in stored.values()}
     by_name = {name: profiles[e.marker] for name, e in stored.items()}
     assert by_name["age_18_today"].age == 18 and by_name["age_120"].age == 120
+    pseudonyms = Pseudonymizer.from_endpoints(r.endpoints)
     for name in ("name_greek", "name_cyrillic", "name_arabic", "name_cjk", "name_emoji"):
         user = stored[name].payload
-        assert by_name[name].full_name == f"{user['name']['first']} {user['name']['last']}"
+        assert by_name[name].name_hmac == pseudonyms.digest("name", f"{user['name']['first']} {user['name']['last']}")
+        assert by_name[name].dob_hmac == pseudonyms.digest("dob", user["dob"]["date"][:10])
     assert_dead_letters(r.endpoints.kafka_bootstrap, r.topic, sent)
     health = r.db["pipeline_health"].find_one({"_id": "stream"})
     assert (health["processed"], health["rejected"], health["filtered"]) == (len(records), 2, 2)

@@ -42,12 +42,16 @@ ROW_ATTEMPTS = 3
 ROW_RETRY_SECONDS = 0.5
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
+# Each column's purpose: docs/privacy.md. Personal data only as keyed HMACs (or not at all, when
+# spec.privacy.pseudonymize does not list the field); the age is computed before storing.
 COLUMNS = {
-    "user_id": "text", "full_name": "text", "gender": "text", "nat": "text", "age": "int", "api_age": "int",
-    "dob": "date", "email_domain": "text", "email_hmac": "text", "phone_hmac": "text", "cell_hmac": "text",
-    "address_hmac": "text", "hmac_key_id": "text", "registered": "timestamp", "event_time": "timestamp",
-    "source_partition": "int", "source_offset": "bigint",
+    "user_id": "text", "gender": "text", "nat": "text", "age": "int", "api_age": "int",
+    "email_domain": "text", "email_hmac": "text", "phone_hmac": "text", "cell_hmac": "text",
+    "address_hmac": "text", "name_hmac": "text", "dob_hmac": "text", "hmac_key_id": "text",
+    "registered": "timestamp", "event_time": "timestamp", "source_partition": "int", "source_offset": "bigint",
 }
+# Columns of earlier versions that held plaintext: dropped from an existing table (with their data).
+PLAINTEXT_COLUMNS = ("full_name", "dob")
 VERSION_COLUMNS = ("user_id", "gender", "nat", "age", "email_domain", "event_time", "source_partition", "source_offset")
 
 
@@ -109,6 +113,7 @@ class ProfileStore:
         self.session.execute(
             f"CREATE TABLE IF NOT EXISTS {self.keyspace}.{TABLE} ({columns}, PRIMARY KEY (user_id)) "
             f"WITH default_time_to_live = {self.ttl_seconds}")
+        self._migrate_columns()
         if not self.manage_table_options:
             return
         row = self.session.execute(
@@ -117,6 +122,20 @@ class ProfileStore:
         if row is not None and row.default_time_to_live != self.ttl_seconds:
             self.session.execute(f"ALTER TABLE {self.keyspace}.{TABLE} WITH default_time_to_live = {self.ttl_seconds}")
             log.info("stream.cassandra_ttl_changed", keyspace=self.keyspace, ttl_seconds=self.ttl_seconds)
+
+    def _migrate_columns(self) -> None:
+        """Bring a table of an earlier version to COLUMNS: add the missing ones, drop the plaintext ones."""
+        rows = self.session.execute(
+            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+            (self.keyspace, TABLE))
+        existing = {row.column_name for row in rows}
+        table = f"{self.keyspace}.{TABLE}"
+        for name in COLUMNS.keys() - existing:
+            self.session.execute(f"ALTER TABLE {table} ADD {name} {COLUMNS[name]}")
+            log.info("stream.cassandra_column_added", keyspace=self.keyspace, column=name)
+        for name in existing & set(PLAINTEXT_COLUMNS):
+            self.session.execute(f"ALTER TABLE {table} DROP {name}")
+            log.info("stream.cassandra_plaintext_column_dropped", keyspace=self.keyspace, column=name)
 
     def versions(self, user_ids: Sequence[str]) -> dict[str, Stored]:
         """The stored version of each given user that exists: primary-key lookups, LOOKUP_CHUNK users at a time."""
@@ -176,9 +195,9 @@ class ProfileStore:
         result.refused.append(Refused(row[0], describe(error)))
 
     def _values(self, p: Profile) -> tuple:
-        return (p.user_id, p.full_name, p.gender, p.nat, p.age, p.api_age, p.dob, p.email_domain, p.email_hmac,
-                p.phone_hmac, p.cell_hmac, p.address_hmac, self.hmac_key_id, p.registered_ms, p.event_time_ms,
-                p.source_partition, p.source_offset, p.event_time_ms * 1000)
+        return (p.user_id, p.gender, p.nat, p.age, p.api_age, p.email_domain, p.email_hmac, p.phone_hmac,
+                p.cell_hmac, p.address_hmac, p.name_hmac, p.dob_hmac, self.hmac_key_id, p.registered_ms,
+                p.event_time_ms, p.source_partition, p.source_offset, p.event_time_ms * 1000)
 
     def close(self) -> None:
         self.cluster.shutdown()
