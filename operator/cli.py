@@ -1,4 +1,4 @@
-"""`userpipeline`: run the pipeline on this machine (up, down, status, logs, reset)."""
+"""`userpipeline`: run the pipeline on this machine (up, down, status, logs, reset), purge, register."""
 
 from __future__ import annotations
 
@@ -233,6 +233,38 @@ def purge(spec: Annotated[Path, typer.Option("--file", "-f", help="UserPipeline 
         _fail(f"MongoDB unreachable ({type(exc).__name__}); check USERPIPELINE_MONGO_URI and retry")
     console.print(f"purged {result.aggregates_deleted} aggregate documents last updated before {result.cutoff:%Y-%m-%d %H:%M} UTC "
                   f"(audit record {result.audit_id})", soft_wrap=True, highlight=False)
+
+
+@app.command()
+def register(
+    spec: Annotated[Path | None, typer.Option("--file", "-f", help="UserPipeline YAML (default: the one `up -f` runs).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write register.yaml and register.md into this folder.")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="What to print without --out: markdown or yaml.")] = "markdown",
+    state_dir: StateDir = None,
+) -> None:
+    """Generate the GDPR Art. 30 record of processing (YAML and Markdown) from the pipeline's spec.
+
+    On Kubernetes: `kubectl get upl NAME -o yaml > p.yaml; userpipeline register -f p.yaml`.
+    """
+    from userpipeline.operator import register as art30
+    from userpipeline.operator.spec import load_userpipeline
+
+    if output_format not in ("markdown", "yaml"):
+        _fail(f"--format {output_format!r}: write markdown or yaml")
+    spec = spec or _platform(state_dir).spec_path()
+    if spec is None:
+        _fail("no spec: give one with -f FILE (or start the pipeline with `userpipeline up -f FILE`)")
+    try:
+        document = art30.build(load_userpipeline(spec))
+    except (ValidationError, yaml.YAMLError, OSError) as exc:
+        _fail(f"{spec} is not a valid UserPipeline: {' '.join(str(exc).split())}")
+    if out is None:
+        sys.stdout.write(art30.to_yaml(document) if output_format == "yaml" else art30.to_markdown(document))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "register.yaml").write_text(art30.to_yaml(document), encoding="utf-8")
+    (out / "register.md").write_text(art30.to_markdown(document), encoding="utf-8")
+    console.print(f"wrote {out / 'register.yaml'} and {out / 'register.md'} (from {spec})")
 
 
 def _print_status(statuses: list[ServiceStatus], platform: LocalPlatform, stalls: dict[str, str] | None = None) -> None:
