@@ -12,7 +12,7 @@ from flask import jsonify
 
 from userpipeline.dashboard.layout import build_layout, tiles
 from userpipeline.dashboard.settings import DashboardSettings
-from userpipeline.dashboard.store import AggregateStore, Snapshot, StoreUnavailable
+from userpipeline.dashboard.store import AggregateStore, Reading, SnapshotPoller
 from userpipeline.dashboard.viewmodel import GRAPH_IDS, View, build_view
 
 log = structlog.get_logger("userpipeline.dashboard")
@@ -32,18 +32,24 @@ PILL_TEXT = {"ok": "Live", "empty": "Waiting for data", "down": "Database unreac
              "failing": "Stream retrying"}
 
 
-def read_view(store: AggregateStore, settings: DashboardSettings, now: datetime | None = None) -> View:
-    snapshot: Snapshot | None = None
-    error: str | None = None
-    try:
-        snapshot = store.snapshot(settings.top_domains, settings.k_anonymity)
-    except StoreUnavailable as exc:
-        error = str(exc)
-        log.warning("mongo_unreachable", error=error)
+def view_of(reading: Reading, settings: DashboardSettings, now: datetime | None = None) -> View:
+    """What the page shows for one read of the store."""
+    if reading.error is not None:
+        log.warning("mongo_unreachable", error=reading.error)
     return build_view(
-        snapshot, error, k=settings.k_anonymity, top_domains=settings.top_domains, refresh_s=settings.refresh_seconds,
-        now=now or datetime.now(timezone.utc), database=settings.mongo_database,
+        reading.snapshot, reading.error, k=settings.k_anonymity, top_domains=settings.top_domains,
+        refresh_s=settings.refresh_seconds, now=now or datetime.now(timezone.utc), database=settings.mongo_database,
+        checked_at=reading.at,
     )
+
+
+def poller_for(store: AggregateStore, settings: DashboardSettings) -> SnapshotPoller:
+    return SnapshotPoller(store, settings.refresh_seconds, top_domains=settings.top_domains, k=settings.k_anonymity)
+
+
+def read_view(store: AggregateStore, settings: DashboardSettings, now: datetime | None = None) -> View:
+    """A view from a read made now (the page itself takes the poller's latest read, see create_app)."""
+    return view_of(poller_for(store, settings).read(), settings, now)
 
 
 def view_outputs(view: View) -> tuple[Any, ...]:
@@ -76,9 +82,13 @@ def create_app(settings: DashboardSettings, store: AggregateStore | None = None)
     )
     app.layout = build_layout(settings)
 
+    # The store is read in the background once per refresh interval: a refresh only builds the view, so its
+    # time does not grow with the data (FerretDB reads do: they scan the collection).
+    poller = poller_for(store, settings)
+
     @app.callback(*OUTPUTS, Input("tick", "n_intervals"))
     def refresh(_: int) -> tuple[Any, ...]:
-        return view_outputs(read_view(store, settings))
+        return view_outputs(view_of(poller.latest(), settings))
 
     def probe(ready_only: bool) -> Any:
         problem = store.ping()

@@ -7,10 +7,14 @@ MongoDB is unreachable instead of hanging.
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -114,3 +118,78 @@ class AggregateStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+# -- reads off the request path ------------------------------------------------------------------
+
+
+class SnapshotSource(Protocol):
+    def snapshot(self, top_domains: int = 10, k: int = 1) -> Snapshot: ...
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One read of the store: a snapshot, or why there is none; `at` is when the read finished."""
+
+    snapshot: Snapshot | None
+    error: str | None
+    at: datetime
+    monotonic: float
+
+
+class SnapshotPoller:
+    """Reads the store every `interval` seconds in a background thread; a page refresh takes the latest read.
+
+    A read costs what the store costs (FerretDB scans the whole `aggregates` collection, so it grows with
+    the number of email domains), but no page refresh waits for it, and N open pages cost one read per
+    interval per worker instead of N. The first refresh of a process, and any refresh after the reader fell
+    behind by `stale_after` seconds (a hung or dead thread), reads in the request instead: never older data
+    than that is shown as current.
+    """
+
+    def __init__(self, store: SnapshotSource, interval: float, *, top_domains: int = 10, k: int = 1,
+                 stale_after: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._interval = interval
+        self._args = (top_domains, k)
+        self._stale_after = stale_after if stale_after is not None else 3 * interval + 5
+        self._clock = clock
+        self._latest: Reading | None = None
+        self._read_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def read(self) -> Reading:
+        """Read the store now (one reader at a time) and keep the result."""
+        with self._read_lock:
+            try:
+                snapshot, error = self._store.snapshot(*self._args), None
+            except StoreUnavailable as exc:
+                snapshot, error = None, str(exc)
+            reading = Reading(snapshot, error, datetime.now(timezone.utc), self._clock())
+            self._latest = reading
+            return reading
+
+    def latest(self) -> Reading:
+        """The newest reading; read in the caller when there is none yet or the reader fell behind."""
+        self._ensure_thread()
+        reading = self._latest
+        if reading is None or self._clock() - reading.monotonic > self._stale_after:
+            return self.read()
+        return reading
+
+    def _ensure_thread(self) -> None:
+        # Started lazily and per process: a thread does not survive a fork (gunicorn workers).
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="dashboard-snapshot-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.read()
+
+    def close(self) -> None:
+        self._stop.set()

@@ -260,10 +260,11 @@ def empty_figures(top_domains: int = 10) -> dict[str, Figure]:
 
 
 def build_view(
-    snapshot: Snapshot | None, error: str | None, *, k: int, top_domains: int, refresh_s: int, now: datetime, database: str
+    snapshot: Snapshot | None, error: str | None, *, k: int, top_domains: int, refresh_s: int, now: datetime, database: str,
+    checked_at: datetime | None = None,
 ) -> View:
-    """What the page shows for one refresh: `snapshot` when MongoDB answered, else `error`."""
-    checked = f"checked {_clock(now)}"
+    """What the page shows for one refresh: `snapshot` when MongoDB answered (at `checked_at`), else `error`."""
+    checked = f"checked {_clock(checked_at or now)}"
     if snapshot is None:
         return View(
             "down",
