@@ -4,11 +4,13 @@
 
 Without --bootstrap it starts a throwaway Kafka with the harness class (userpipeline.operator.local.services).
 Measures, with the same producer settings (acks=all, idempotence, lz4, linger.ms=20, 3 partitions):
-  1. generate + sanitize only (no Kafka): the ceiling of the Python side;
-  2. the producer runner end to end (synthetic source, spec rate 100000/s, its maximum), acknowledged records/s;
+  1. generate + sanitize only (no Kafka, one thread): what one process can generate;
+  2. the producer runner end to end (synthetic source, spec rate 100000/s, its maximum), acknowledged records/s,
+     with the generation in the Kafka client's thread (--workers 0) and in one worker process (the default);
   3. org.apache.kafka.tools.ProducerPerformance (kafka-producer-perf-test) with the average record size of 2.
-Prints records/s of wall time and per CPU-second (process CPU time, all threads; for the JVM the child's
-rusage), since on a shared 2-core machine wall-clock numbers swing with the load. Not a test: numbers only.
+Prints records/s of wall time and per CPU-second (process CPU time, all threads, plus the generator workers';
+for the JVM the child's rusage), since on a shared 2-core machine wall-clock numbers swing with the load.
+Not a test: numbers only.
 """
 
 from __future__ import annotations
@@ -61,13 +63,20 @@ def bench_generator(records: int) -> tuple[Rates, float]:
     return measured(records, started), total / records
 
 
-def bench_runner(bootstrap: str, records: int, workdir: Path) -> Rates:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # reaped children only: the workers, not the broker
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_runner(bootstrap: str, records: int, workdir: Path, workers: int) -> Rates:
     spec = write_spec(workdir / "bench.yaml", f"bench-{uuid.uuid4().hex[:8]}")
-    runner = Runner(Options(spec_path=spec, count=records, report_every=5.0), Endpoints(kafka_bootstrap=bootstrap))
+    runner = Runner(Options(spec_path=spec, count=records, report_every=5.0, workers=workers), Endpoints(kafka_bootstrap=bootstrap))
     ensure_topics(bootstrap, runner.spec)  # topic creation is not part of the measurement
-    started = (time.perf_counter(), time.process_time())
+    workers_before, started = children_cpu(), (time.perf_counter(), time.process_time())
     assert runner.run() == 0, "the producer reported failed deliveries"
-    return measured(records, started)
+    wall, _ = measured(records, started)
+    cpu = time.process_time() - started[1] + children_cpu() - workers_before
+    return wall, records / cpu
 
 
 def bench_perf_test(bootstrap: str, records: int, record_size: int, workdir: Path) -> Rates:
@@ -104,7 +113,8 @@ def main() -> None:
         bootstrap = args.bootstrap or kafka.bootstrap
         try:
             generated, size = bench_generator(min(args.records, 20_000))
-            produced = bench_runner(bootstrap, args.records, workdir)
+            in_thread = bench_runner(bootstrap, args.records, workdir, workers=0)
+            produced = bench_runner(bootstrap, args.records, workdir, workers=1)
             baseline = bench_perf_test(bootstrap, args.records, round(size), workdir)
         finally:
             if kafka is not None:
@@ -112,10 +122,10 @@ def main() -> None:
 
     print(f"records: {args.records}, average record size: {size:.0f} bytes, load average: {os.getloadavg()[0]:.1f}")
     print(f"{'':32}{'records/s':>12}{'records/CPU-s':>15}")
-    for label, (wall, cpu) in (("generate + sanitize only", generated), ("userpipeline producer (acked)", produced),
-                               ("kafka-producer-perf-test", baseline)):
+    for label, (wall, cpu) in (("generate + sanitize only", generated), ("producer, --workers 0 (acked)", in_thread),
+                               ("producer, --workers 1 (acked)", produced), ("kafka-producer-perf-test", baseline)):
         print(f"{label:32}{wall:12.0f}{cpu:15.0f}")
-    print(f"{'ratio producer / perf-test':32}{produced[0] / baseline[0]:12.2f}{produced[1] / baseline[1]:15.2f}")
+    print(f"{'ratio producer (1) / perf-test':32}{produced[0] / baseline[0]:12.2f}{produced[1] / baseline[1]:15.2f}")
 
 
 if __name__ == "__main__":
