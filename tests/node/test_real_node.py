@@ -1,7 +1,8 @@
 """A real single-node Kubernetes (kubelet + containerd + runc) on this machine: a Pod that meets the
 `restricted` Pod Security Standard runs and logs, a ClusterIP Service reaches a ready Pod through kube-proxy
-(`kubectl exec` from the other), one that breaks the standard is rejected, and the teardown leaves the
-host as it found it (sysctls, processes, mounts, fixed folders).
+(`kubectl exec` from the other), one that breaks the standard is rejected, the project's own image (built
+here from images/userpipeline/Dockerfile) serves the dashboard as its non-root user, and the teardown leaves
+the host as it found it (sysctls, processes, mounts, fixed folders).
 
 One node for the whole module (one per machine); the last test stops it and checks what is left.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import http.server
 import os
 import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -45,7 +48,24 @@ def restricted_pod(name: str, **container_overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def core(real_node: Node) -> client.CoreV1Api:
+def app_image(real_node: Node) -> Iterator[Future]:
+    """The project's image (bootstrap step `images`), imported into containerd in the background while the first
+    tests run: unpacking it into the node's tmpfs takes seconds. The future's result is its ref (None: not built)."""
+    image = real_node.art["project_images"].get("userpipeline")
+    with ThreadPoolExecutor(1, thread_name_prefix="app-image") as pool:
+        if not image:
+            yield pool.submit(lambda: None)
+            return
+        yield pool.submit(_import, real_node, image)
+
+
+def _import(node: Node, image: dict) -> str:
+    node.import_image(Path(image["archive"]))
+    return image["ref"]
+
+
+@pytest.fixture(scope="module")
+def core(real_node: Node, app_image: Future) -> client.CoreV1Api:
     api = client.CoreV1Api(real_node.api_client())
     labels = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
     api.create_namespace({"metadata": {"name": NAMESPACE, "labels": labels}})
@@ -135,16 +155,15 @@ def _ready(pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
-def test_the_project_image_serves_the_dashboard_as_its_own_non_root_user(real_node: Node,
-                                                                           core: client.CoreV1Api) -> None:
+def test_the_project_image_serves_the_dashboard_as_its_own_non_root_user(real_node: Node, core: client.CoreV1Api,
+                                                                           app_image: Future) -> None:
     """The application image, built here from images/userpipeline/Dockerfile (bootstrap step `images`), runs its
     default command (the dashboard under gunicorn) under `restricted`: no runAsUser, so the kubelet checks
     runAsNonRoot against the image's own numeric USER; a read-only root filesystem with /tmp an emptyDir."""
-    image = real_node.art["project_images"].get("userpipeline")
-    if not image:
+    ref = app_image.result(timeout=300)
+    if not ref:
         pytest.skip("no userpipeline image in the manifest: run `tools/bootstrap.py --only images`")
-    real_node.import_image(Path(image["archive"]))
-    pod = restricted_pod("dashboard", image=image["ref"],
+    pod = restricted_pod("dashboard", image=ref,
                          env=[{"name": "USERPIPELINE_DASHBOARD_MONGO_TIMEOUT_MS", "value": "200"}],
                          readinessProbe={"httpGet": {"path": "/healthz", "port": 8050}, "periodSeconds": 1,
                                          "timeoutSeconds": 5},
