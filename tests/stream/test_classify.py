@@ -166,6 +166,13 @@ def test_dead_letters_keep_the_structure_and_no_personal_value(spark):
             assert payload["pseudonyms"]["email_hmac"] == PSEUDONYMIZER.digest("email", r.payload["email"])
 
 
+def test_the_key_is_in_no_query_plan(spark):
+    frame = transform.classify(kafka_frame(spark, [b"not json", json.dumps(user()).encode()]), TODAY, 18, PSEUDONYMIZER)
+    letters = dead_letters(frame, PSEUDONYMIZER)
+    plans = [df._jdf.queryExecution().toString() for df in (frame, letters)]
+    assert all("unit-test-key" not in plan and "udf" in plan.lower() for plan in plans)
+
+
 def personal_values(text: str) -> set[str]:
     """Emails, phones, names, streets and ids in a raw value, found by pattern (the value may not be JSON)."""
     found = set(re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", text))
