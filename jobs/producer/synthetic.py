@@ -126,7 +126,10 @@ class SyntheticSource:
             yield self.record(index)
             index += 1
 
-    def record(self, index: int) -> SyntheticRecord:
+    def record(self, index: int, *, lean: bool = False) -> SyntheticRecord:
+        """Record `index`. `lean`: a valid user without what the producer drops anyway (credentials, national
+        id, coordinates, picture, username), built from the same random draws, so `to_message` gives the same
+        message for less work. Broken records are always whole (how they are cut depends on their length)."""
         rng = _rng(self.seed, index)
         uid = uuid4_text(rng.getrandbits(128))
         if _hit(index, self.broken_ratio):
@@ -136,7 +139,7 @@ class SyntheticSource:
         minor = _hit(index, self.minor_ratio, 0.5)
         if not minor and index > 0 and rng.random() < self.resend_ratio:
             uid = fresh_uuid(self.seed, rng.randrange(index))
-        user = make_user(rng, uid, _int(rng, 10, 17) if minor else _adult_age(rng), self.today)
+        user = make_user(rng, uid, _int(rng, 10, 17) if minor else _adult_age(rng), self.today, lean=lean)
         age = user["dob"]["age"]  # age_on(born, today), as make_user computed it
         return SyntheticRecord(index, user, STORED if age >= 18 else FILTERED, uid, age)
 
@@ -232,10 +235,14 @@ def _email(rng: random.Random, first: str, last: str) -> str:
     return f"{_ascii(first)}.{_ascii(last)}@{domain}"
 
 
-def _login(rng: random.Random, uid: str) -> dict[str, str]:
+def _login(rng: random.Random, uid: str, lean: bool = False) -> dict[str, str]:
     r = rng.random
     password = data.PASSWORDS[int(r() * len(data.PASSWORDS))]
-    salt = base64.b64encode(rng.randbytes(6)).translate(_ALNUM_ONLY).decode()  # 8 letters and digits
+    salt_bytes = rng.randbytes(6)
+    if lean:  # the same draws as below, nothing built from them
+        r(), r(), r()
+        return {"uuid": uid}
+    salt = base64.b64encode(salt_bytes).translate(_ALNUM_ONLY).decode()  # 8 letters and digits
     salted = (password + salt).encode()
     return {
         "uuid": uid,
@@ -260,8 +267,11 @@ _FIRST_REGISTRATION = date(2002, 3, 21)
 _ONE_DAY = timedelta(days=1)
 
 
-def make_user(rng: random.Random, uid: str, age: int, today: date) -> dict[str, Any]:
-    """One API 1.4 user of exactly `age` years on `today` (birthday at least two days away)."""
+def make_user(rng: random.Random, uid: str, age: int, today: date, *, lean: bool = False) -> dict[str, Any]:
+    """One API 1.4 user of exactly `age` years on `today` (birthday at least two days away).
+
+    `lean`: without credentials, `username`, `id`, `coordinates` and `picture` (see SyntheticSource.record);
+    every random draw is made either way, in the same order, so both give the same other fields."""
     r = rng.random  # picks inlined: this runs once per record, at tens of thousands per second
     code = NAT_CODES[int(r() * len(NAT_CODES))]
     nat = data.NATS[code]
@@ -276,33 +286,41 @@ def make_user(rng: random.Random, uid: str, age: int, today: date) -> dict[str, 
     registered = first_registration + timedelta(days=int(r() * max(1, (today - first_registration).days)))
     registered = min(registered, today - _ONE_DAY)
     offset, description = data.TIMEZONES[int(r() * len(data.TIMEZONES))]
-    portrait = f"men/{int(r() * 100)}.jpg" if male else f"women/{int(r() * 97)}.jpg"
-    return {
+    portrait = int(r() * 100) if male else int(r() * 97)
+    name = {"title": titles[int(r() * len(titles))], "first": first, "last": last}
+    location = {
+        "street": {"number": 1 + int(r() * 9999), "name": nat.streets[int(r() * len(nat.streets))]},
+        "city": nat.cities[int(r() * len(nat.cities))],
+        "state": nat.states[int(r() * len(nat.states))],
+        "country": nat.country,
+        "postcode": _postcode(nat.postcode, rng),
+    }
+    latitude, longitude = r() * 180 - 90, r() * 360 - 180
+    if not lean:
+        location["coordinates"] = {"latitude": f"{latitude:.4f}", "longitude": f"{longitude:.4f}"}
+    location["timezone"] = {"offset": offset, "description": description}
+    user = {
         "gender": gender,
-        "name": {"title": titles[int(r() * len(titles))], "first": first, "last": last},
-        "location": {
-            "street": {"number": 1 + int(r() * 9999), "name": nat.streets[int(r() * len(nat.streets))]},
-            "city": nat.cities[int(r() * len(nat.cities))],
-            "state": nat.states[int(r() * len(nat.states))],
-            "country": nat.country,
-            "postcode": _postcode(nat.postcode, rng),
-            "coordinates": {"latitude": f"{r() * 180 - 90:.4f}", "longitude": f"{r() * 360 - 180:.4f}"},
-            "timezone": {"offset": offset, "description": description},
-        },
+        "name": name,
+        "location": location,
         "email": _email(rng, first, last),
-        "login": _login(rng, uid),
+        "login": _login(rng, uid, lean),
         "dob": {"date": api_date(born, rng), "age": age_on(born, today)},
         "registered": {"date": api_date(registered, rng), "age": age_on(registered, today)},
         "phone": _fill(nat.phone, rng, born),
         "cell": _fill(nat.cell, rng, born),
-        "id": {"name": nat.id[0], "value": _fill(nat.id[1], rng, born)} if nat.id else {"name": "", "value": None},
-        "picture": {
-            "large": f"https://randomuser.me/api/portraits/{portrait}",
-            "medium": f"https://randomuser.me/api/portraits/med/{portrait}",
-            "thumbnail": f"https://randomuser.me/api/portraits/thumb/{portrait}",
-        },
-        "nat": code,
     }
+    national_id = _fill(nat.id[1], rng, born) if nat.id else None
+    if not lean:
+        user["id"] = {"name": nat.id[0], "value": national_id} if nat.id else {"name": "", "value": None}
+        folder = "men" if male else "women"
+        user["picture"] = {
+            "large": f"https://randomuser.me/api/portraits/{folder}/{portrait}.jpg",
+            "medium": f"https://randomuser.me/api/portraits/med/{folder}/{portrait}.jpg",
+            "thumbnail": f"https://randomuser.me/api/portraits/thumb/{folder}/{portrait}.jpg",
+        }
+    user["nat"] = code
+    return user
 
 
 # --- broken records -----------------------------------------------------------------------------

@@ -165,3 +165,13 @@ def test_edge_birthday_boundary_on_a_leap_day():
     assert age_on(born, date(2028, 2, 29)) == 18
     tomorrow = parse_api_date(edges["age_18_tomorrow"].payload["dob"]["date"])
     assert age_on(tomorrow, date(2028, 2, 29)) == 17 and age_on(tomorrow, date(2028, 3, 1)) == 18
+
+
+def test_lean_records_give_the_same_messages_for_less_work():
+    source = SyntheticSource(seed=12, minor_ratio=0.1, broken_ratio=0.1, resend_ratio=0.1, today=TODAY)
+    for index in range(3000):
+        whole, lean = source.record(index), source.record(index, lean=True)
+        assert (lean.marker, lean.expected, lean.age) == (whole.marker, whole.expected, whole.age)
+        assert to_message(lean.payload) == to_message(whole.payload), index
+        if isinstance(lean.payload, dict) and lean.expected in (STORED, FILTERED):
+            assert not {"id", "picture"} & set(lean.payload) and list(lean.payload["login"]) == ["uuid"]
