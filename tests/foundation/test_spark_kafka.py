@@ -20,7 +20,6 @@ def test_structured_streaming_reads_kafka(kafka, spark_jars, tmp_path):
 
     spark = (SparkSession.builder.master("local[1]").appName("smoke")
              .config("spark.jars", ",".join(spark_jars))
-             .config("spark.sql.shuffle.partitions", "1")
              .config("spark.ui.enabled", "false")
              .getOrCreate())
     try:
