@@ -24,8 +24,11 @@ manifest; needs the `node` step's base image and podman).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import re
 import resource
 import subprocess
@@ -48,6 +51,7 @@ APP_SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "operat
 # Mounted into RUN steps when the host has them (module docstring); each keeps its path.
 TRUST_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pip.conf", "/etc/ssl/certs/java/cacerts")
 KEEP_BUILDS = 3  # archives kept per image
+DERIVE_RECIPE = "podman run --unsetenv=TERM --unsetenv=container; commit"  # change when derive() commits otherwise
 SPARK_SOURCES = (*APP_SOURCES, "images/spark/stream.py", "tools/maven/spark-kafka/pom.xml")
 # The stand-ins for the public SPARK_IMAGE and MAVEN_IMAGE: the Debian base plus Debian packages (Java 17), and for
 # Spark the runtime from the pyspark wheel laid out as apache/spark has it (/opt/spark, /opt/entrypoint.sh, uid 185).
@@ -158,6 +162,17 @@ def apt_install(packages: tuple[str, ...]) -> str:
             f"apt-get install -y -q --no-install-recommends {' '.join(packages)}; rm -rf /var/lib/apt/lists/*")
 
 
+SPARK_SCRIPT = (f"{apt_install(SPARK_PACKAGES)}; "
+                f"groupadd --system --gid {SPARK_UID} spark; "
+                f"useradd --system --uid {SPARK_UID} --gid {SPARK_UID} --home-dir /opt/spark spark; "
+                "cp -a /staging/spark /opt/spark; install -m 0755 /staging/entrypoint.sh /opt/entrypoint.sh; "
+                "mkdir -p /opt/spark/work-dir; chmod g+w /opt/spark/work-dir; chown -R spark:spark /opt/spark")
+SPARK_CHANGES = ["ENV SPARK_HOME=/opt/spark", f"ENV JAVA_HOME={JAVA_HOME}", "WORKDIR /opt/spark/work-dir",
+                 'ENTRYPOINT ["/opt/entrypoint.sh"]', "CMD []", f"USER {SPARK_UID}"]
+MAVEN_SCRIPT = apt_install(MAVEN_PACKAGES)
+MAVEN_CHANGES = ["CMD []"]
+
+
 def pyspark_wheel(version: str) -> Path:
     wheels = sorted(bs.CACHE.glob(f"wheels/*/pyspark-{version}-*.whl"))
     if not wheels:
@@ -189,20 +204,13 @@ def spark_base(version: str, key: str) -> str:
         if subprocess.run([*podman_base(), "image", "exists", ref], capture_output=True).returncode != 0:
             stage_spark_home(pyspark_wheel(version), staging / "spark")
             (staging / "entrypoint.sh").write_bytes(SPARK_ENTRYPOINT.read_bytes())
-        script = (f"{apt_install(SPARK_PACKAGES)}; "
-                  f"groupadd --system --gid {SPARK_UID} spark; "
-                  f"useradd --system --uid {SPARK_UID} --gid {SPARK_UID} --home-dir /opt/spark spark; "
-                  "cp -a /staging/spark /opt/spark; install -m 0755 /staging/entrypoint.sh /opt/entrypoint.sh; "
-                  "mkdir -p /opt/spark/work-dir; chmod g+w /opt/spark/work-dir; chown -R spark:spark /opt/spark")
-        derive(ref, script, ["ENV SPARK_HOME=/opt/spark", f"ENV JAVA_HOME={JAVA_HOME}",
-                             "WORKDIR /opt/spark/work-dir", 'ENTRYPOINT ["/opt/entrypoint.sh"]', "CMD []",
-                             f"USER {SPARK_UID}"], (f"{staging}:/staging:ro",))
+        derive(ref, SPARK_SCRIPT, SPARK_CHANGES, (f"{staging}:/staging:ro",))
     return ref
 
 
 def maven_base(key: str) -> str:
     ref = f"localhost/userpipeline/maven:{key}"
-    derive(ref, apt_install(MAVEN_PACKAGES), ["CMD []"])
+    derive(ref, MAVEN_SCRIPT, MAVEN_CHANGES)
     return ref
 
 
@@ -210,7 +218,8 @@ def spark_image(base_archive: Path, images: Path) -> dict:
     dockerfile = bs.ROOT / "images" / "spark" / "Dockerfile"
     version = bs.VERSIONS["spark_kafka"]["version"]  # = pyspark's (pyproject.toml), checked by tests/images
     ref = f"docker.io/library/userpipeline-spark:{app_version()}"
-    base_key = inputs_key([SPARK_ENTRYPOINT, Path(__file__)], base_archive.name)
+    base_key = inputs_key([SPARK_ENTRYPOINT], base_archive.name, DERIVE_RECIPE, SPARK_SCRIPT, *SPARK_CHANGES,
+                          MAVEN_SCRIPT, *MAVEN_CHANGES)
     files = [dockerfile, dockerfile.with_name("Dockerfile.dockerignore"), *source_files(SPARK_SOURCES)]
     dest = images / f"userpipeline-spark-{inputs_key(files, ref, base_key, version)}.tar"
     if dest.exists():
@@ -239,13 +248,31 @@ def app_image(base_archive: Path, images: Path) -> dict:
     return {"ref": ref, "archive": str(dest)}
 
 
+@contextlib.contextmanager
+def store_lock(images: Path):
+    """One image build at a time per cache: clones sharing it (a CI checkout) tag the same refs, and `podman save`
+    of a ref another build just moved would archive the wrong image."""
+    with (images / ".build.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            bs.say(STEP, f"waiting for another bootstrap's image build (lock {images / '.build.lock'})")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def step_images(manifest: dict) -> None:
     bs.require("podman", "install it: `tools/bootstrap.py --only node` (apt-get install podman)")
     images = bs.CACHE / "images"
     images.mkdir(parents=True, exist_ok=True)
     base_archive = bn.build_base(images)  # the node step's base: cached, built only if missing
-    manifest["images"] = {"userpipeline": app_image(base_archive, images),
-                          "userpipeline-spark": spark_image(base_archive, images)}
+    builds = {"userpipeline": app_image, "userpipeline-spark": spark_image}
+    # USERPIPELINE_IMAGES: a comma-separated subset, e.g. when no test runs the Spark image yet.
+    wanted = [name for name in os.environ.get("USERPIPELINE_IMAGES", ",".join(builds)).split(",") if name]
+    if unknown := sorted(set(wanted) - set(builds)):
+        raise bs.BootstrapError(f"{STEP}: USERPIPELINE_IMAGES names {', '.join(unknown)}; choose from {', '.join(builds)}")
+    with store_lock(images):
+        manifest["images"] = {name: builds[name](base_archive, images) for name in wanted}
 
 
 def main() -> None:
