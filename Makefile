@@ -10,6 +10,10 @@ CLUSTER_ARGS ?=
 # Two workers, one test file per worker at a time: most tests wait on real services, so overlapping them
 # cuts the run from about 11 to 8.5 minutes on 2 cores. PYTEST_WORKERS=0 runs serially.
 PYTEST_WORKERS ?= 2
+# Every bootstrap step but `images`: the project's images (podman, minutes per source change) are built only
+# for `make test`, whose real-node tests run them; only the images a test runs (the Spark image: none yet).
+BOOTSTRAP_STEPS := venv,jars,ferretdb,kube,node,helm,checkov,browser
+TEST_IMAGES := userpipeline
 # Never put the clone's root on sys.path: its `operator/` folder would shadow the standard library.
 export PYTHONSAFEPATH := 1
 
@@ -19,7 +23,7 @@ help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 bootstrap:  ## Fetch/build everything (idempotent, cached by version)
-	@$(PYTHON) tools/bootstrap.py
+	@$(PYTHON) tools/bootstrap.py --only $(BOOTSTRAP_STEPS)
 
 up: bootstrap  ## Run the whole pipeline locally; dashboard at http://localhost:8050
 	@$(VENV)/bin/userpipeline up -f $(SPEC)
@@ -31,6 +35,7 @@ status:  ## Show services, pids, ports and pipeline progress
 	@$(VENV)/bin/userpipeline status
 
 test: bootstrap  ## Run the test suite against real services
+	@USERPIPELINE_IMAGES=$(TEST_IMAGES) $(PYTHON) tools/bootstrap.py --only images
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: bootstrap  ## Run the benchmarks (numbers and ratios against same-run baselines)

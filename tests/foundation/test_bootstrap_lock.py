@@ -75,3 +75,11 @@ def test_an_unexpected_failure_in_a_step_also_says_what_to_do(bootstrap, monkeyp
     monkeypatch.setattr(bootstrap, "step_jars", broken)
     with pytest.raises(SystemExit, match=r"jars: OSError: .*No space left on device.*\nwhat to do: check that Maven"):
         bootstrap.run_step("jars", {})
+
+
+def test_the_makefile_runs_every_step_make_bootstrap_for_the_rest_make_test_for_images(bootstrap):
+    makefile = (ROOT / "Makefile").read_text()
+    listed = next(line for line in makefile.splitlines() if line.startswith("BOOTSTRAP_STEPS := "))
+    steps = listed.split(":= ", 1)[1].split(",")
+    assert steps == [s for s in bootstrap.STEPS if s != "images"]
+    assert "--only images" in makefile
