@@ -8,7 +8,7 @@ CHAOS_ARGS ?=
 # Passed to the cluster scripts, e.g. CLUSTER_ARGS=--dry-run (print the commands without running them).
 CLUSTER_ARGS ?=
 # Two workers, one test file per worker at a time: most tests wait on real services, so overlapping them
-# cuts the run from about 11 to 8.5 minutes on 2 cores. PYTEST_WORKERS=0 runs serially.
+# pays on 2 cores; the files that take minutes start first (tests/conftest.py). PYTEST_WORKERS=0 runs serially.
 PYTEST_WORKERS ?= 2
 # Every bootstrap step but `images`: the project's images (podman, minutes per source change) are built only
 # for `make test`, whose real-node tests run them; only the images a test runs (the Spark image: none yet).
