@@ -37,7 +37,7 @@ from soak_inject import KINDS, Injector  # noqa: E402
 from soak_verify import Verdict, Verifier  # noqa: E402
 from userpipeline.jobs.producer.synthetic import SyntheticSource  # noqa: E402
 from userpipeline.operator.local.platform import LocalPlatform  # noqa: E402
-from userpipeline.operator.local.services.ports import port_is_free  # noqa: E402
+from userpipeline.operator.local.services.ports import free_port  # noqa: E402
 
 VICTIMS = ("kafka", "cassandra", "ferretdb", "producer", "stream", "dashboard", "reconciler")
 TOPIC = "users.raw"
@@ -91,9 +91,9 @@ class Soak:
     def up(self) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
         self.write_spec(paused=False)
-        ports = [f"--kafka-port={quiet_port()}", f"--kafka-controller-port={quiet_port()}", f"--cassandra-port={quiet_port()}",
-                 f"--cassandra-storage-port={quiet_port()}", f"--ferretdb-port={quiet_port()}",
-                 f"--port=dashboard.http={quiet_port()}", f"--port=producer.metrics={quiet_port()}"]
+        ports = [f"--kafka-port={free_port()}", f"--kafka-controller-port={free_port()}", f"--cassandra-port={free_port()}",
+                 f"--cassandra-storage-port={free_port()}", f"--ferretdb-port={free_port()}",
+                 f"--port=dashboard.http={free_port()}", f"--port=producer.metrics={free_port()}"]
         say(f"starting the pipeline in {self.state}")
         result = self.cli("up", "-f", str(self.spec_file), *ports)
         if result.returncode != 0:
@@ -190,15 +190,6 @@ class Soak:
         self.cli("down", timeout=300)
         if not self.args.keep:
             shutil.rmtree(self.state, ignore_errors=True)
-
-
-def quiet_port() -> int:
-    """A free port below Linux's ephemeral range: no client connection takes it while the platform starts."""
-    rng = random.Random()
-    while True:
-        port = rng.randrange(20000, 32000)
-        if port_is_free(port):
-            return port
 
 
 def topic_size(bootstrap: str, topic: str) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import ssl
 import subprocess
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import yaml
 from kubernetes import client, config
+
+from userpipeline.operator.local.services.ports import free_port
 
 from kube.certs import Pki, make_pki
 
@@ -42,12 +43,6 @@ def kube_binary() -> Path:
     if not path or not Path(path).exists():
         raise ControlPlaneError(f"no kube-apiserver binary in {manifest}: run `tools/bootstrap.py --only kube`")
     return Path(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: Path, lines: int = 25) -> str:

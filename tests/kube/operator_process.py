@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from kube.controlplane import free_port
+from userpipeline.operator.local.services.ports import free_port
 
 
 class OperatorProcess:
