@@ -1,4 +1,4 @@
-"""The audit trail of what removed data: one MongoDB document and one structured log line per action.
+"""The audit trail of what removed data (purges, erasures): one MongoDB document and one log line per action.
 
 A record says when, what (the action and the store), under which rule and how many items; never which
 person (no ids, no pseudonyms, no values). The `audit` collection is append-only: nothing in the
@@ -22,8 +22,8 @@ COLLECTION = "audit"
 
 @dataclass(frozen=True)
 class AuditRecord:
-    action: str  # e.g. "purge"
-    store: str  # e.g. "mongodb:aggregates"
+    action: str  # "purge" or "erase"
+    store: str  # e.g. "mongodb:aggregates", "cassandra:profiles"
     count: int  # items removed
     rule: dict[str, Any]  # what decided it, e.g. {"retention": "90d", "cutoff": ...}
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))

@@ -1,8 +1,9 @@
-"""`userpipeline`: run the pipeline on this machine (up, down, status, logs, reset), purge, register."""
+"""`userpipeline`: run the pipeline on this machine (up, down, status, logs, reset), purge, erase, register."""
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import time
@@ -233,6 +234,75 @@ def purge(spec: Annotated[Path, typer.Option("--file", "-f", help="UserPipeline 
         _fail(f"MongoDB unreachable ({type(exc).__name__}); check USERPIPELINE_MONGO_URI and retry")
     console.print(f"purged {result.aggregates_deleted} aggregate documents last updated before {result.cutoff:%Y-%m-%d %H:%M} UTC "
                   f"(audit record {result.audit_id})", soft_wrap=True, highlight=False)
+
+
+@app.command()
+def erase(
+    spec: Annotated[Path | None, typer.Option("--file", "-f", help="UserPipeline YAML (default: the one `up -f` runs).")] = None,
+    email: Annotated[list[str] | None, typer.Option("--email", help="A person's email (repeatable).")] = None,
+    user_id: Annotated[list[str] | None, typer.Option("--user-id", help="A person's login.uuid (repeatable).")] = None,
+    from_file: Annotated[Path | None, typer.Option("--from-file", help="One email or user id per line.")] = None,
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the stream's batch in flight.")] = 120.0,
+    state_dir: StateDir = None,
+) -> None:
+    """Right to erasure: delete people from Cassandra, subtract them from the aggregates, keep them out for good.
+
+    Records keyed hashes (never the values) in the erasure ledger, which the stream consults: neither a
+    re-send nor a replay brings them back. Prints a receipt without personal data (docs/privacy.md).
+    Endpoints and key come from USERPIPELINE_* (as for the stream), else from the local state directory.
+    """
+    from cassandra import DriverException
+    from cassandra.cluster import NoHostAvailable, OperationTimedOut
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    from userpipeline.jobs.endpoints import Endpoints
+    from userpipeline.jobs.erasure.erase import UUID, Eraser, ErasureError, Profiles, Request, parse_subjects
+    from userpipeline.jobs.stream.pseudonymize import MissingKeyError, Pseudonymizer
+    from userpipeline.operator.spec import load_userpipeline
+
+    spec = spec or _platform(state_dir).spec_path()
+    if spec is None:
+        _fail("no spec: give one with -f FILE (or start the pipeline with `userpipeline up -f FILE`)")
+    try:
+        pipeline = load_userpipeline(spec)
+        extra = parse_subjects(from_file.read_text(encoding="utf-8").splitlines()) if from_file else Request()
+        request = Request(tuple(user_id or ()) + extra.user_ids, tuple(email or ()) + extra.emails)
+        bad = [i for i, u in enumerate(request.user_ids, 1) if not UUID.match(u.strip())]
+        if bad:
+            _fail(f"user id number {bad[0]} is not a UUID (login.uuid); fix it and run again")
+        if request.subjects == 0:
+            _fail("nobody to erase: give --email, --user-id or --from-file")
+        endpoints = Endpoints.from_env() if "USERPIPELINE_HMAC_KEY" in os.environ else _local_endpoints(state_dir)
+        pseudonymizer = Pseudonymizer.from_endpoints(endpoints, tuple(f.value for f in pipeline.spec.privacy.pseudonymize))
+    except (ValidationError, yaml.YAMLError) as exc:
+        _fail(f"{spec} is not a valid UserPipeline: {' '.join(str(exc).split())}")
+    except (ErasureError, MissingKeyError, OSError) as exc:
+        _fail(str(exc))
+    try:
+        profiles = Profiles(endpoints, pseudonymizer.key)
+        try:
+            with MongoClient(endpoints.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10000) as client:
+                receipt = Eraser(client[endpoints.mongo_database], profiles, pseudonymizer, wait).erase(request)
+        finally:
+            profiles.close()
+    except ErasureError as exc:
+        _fail(str(exc))
+    except PyMongoError as exc:
+        _fail(f"MongoDB failed ({type(exc).__name__}); check USERPIPELINE_MONGO_URI and run erase again (it resumes)")
+    except (DriverException, NoHostAvailable, OperationTimedOut) as exc:
+        _fail(f"Cassandra failed ({type(exc).__name__}): erasure reads and deletes at consistency ALL, every replica "
+              "must answer; check USERPIPELINE_CASSANDRA_HOSTS and the nodes, then run erase again (it resumes)")
+    console.print(receipt.text(), soft_wrap=True, highlight=False)
+
+
+def _local_endpoints(state_dir: Path | None):
+    """The local pipeline's endpoints and key (never a new key: that would match nobody)."""
+    platform = _platform(state_dir)
+    if not (platform.state_dir / "secrets" / "hmac.key").exists():
+        _fail(f"no HMAC key in {platform.state_dir}: set USERPIPELINE_HMAC_KEY (and USERPIPELINE_HMAC_KEY_ID) as the "
+              "stream has them, or give the state directory of `userpipeline up` with -s")
+    return platform.endpoints()
 
 
 @app.command()

@@ -133,8 +133,11 @@ class BatchProcessor:
     T = "<query id>:<B>"; the query id is kept in the checkpoint, so a new checkpoint never reuses a
     token) runs these steps:
 
-    0. If the journal `batch_journal/T` says done, return: everything below already happened.
-    1. Classify the batch; keep each user's latest record; read the stored versions of those users
+    0. Mark T in flight (`pipeline_health/inFlight`, for `userpipeline erase`). If the journal
+       `batch_journal/T` says done, return: everything below already happened.
+    1. Classify the batch; leave out the valid records of people in the erasure ledger (read once
+       per batch; a resumed batch leaves out the records its journal lists instead, counted as
+       `erased`); keep each user's latest record; read the stored versions of those users
        (Cassandra primary-key lookups: cost proportional to the batch, not to the table). Compute
        the deltas (old contribution out, new one in, for records newer than the stored version) and
        the rows to write. If no journal exists, insert `{_id: T, asOf, deltas, counts}` BEFORE any
@@ -148,7 +151,8 @@ class BatchProcessor:
     3. If the batch rejected records and the journal does not say so, send the dead letters, then
        record it (a crash in between re-sends them: dead letters are at least once).
     4. Apply each journal delta with `{_id, appliedBatch: {$ne: T}}` -> `$inc` + `$set appliedBatch: T`.
-    5. Add the counts to `pipeline_health` under the same `$ne: T` guard; 6. mark the journal done.
+    5. Add the counts to `pipeline_health` under the same `$ne: T` guard; 6. mark the journal done
+       and clear the in-flight mark.
 
     Why a crash anywhere converges: before the journal exists nothing was written, and the re-run
     starts afresh. Once it exists, the deltas are fixed: they were computed from Cassandra as it
@@ -235,9 +239,11 @@ class BatchProcessor:
     def process(self, batch: DataFrame, batch_id: int) -> None:
         clock = _StepClock()
         token = f"{self._query_id}:{batch_id}"
+        self.aggregates.mark_in_flight(token)  # before the erasure ledger is read (see `_process`)
         journal = self.aggregates.find_journal(token)
         if journal is not None and journal.done:
             log.info("stream.batch_already_done", batch=batch_id)
+            self.aggregates.clear_in_flight(token)
             return
         if journal is not None:
             log.info("stream.batch_resumed", batch=batch_id, as_of=journal.as_of.isoformat(),
@@ -253,16 +259,21 @@ class BatchProcessor:
     def _process(self, batch: DataFrame, classified: DataFrame, token: str, batch_id: int, as_of: date,
                  journal: Journal | None, clock: _StepClock) -> None:
         rows = classified.select("status", *transform.PROFILE_COLUMNS).collect()
-        counts = _count(rows)
-        latest = deltas.latest_per_user(
-            deltas.Profile(**{c: row[c] for c in transform.PROFILE_COLUMNS}) for row in rows if row.status == transform.VALID)
+        valid = [deltas.Profile(**{c: row[c] for c in transform.PROFILE_COLUMNS}) for row in rows if row.status == transform.VALID]
+        left_out = set(journal.erased) if journal else self._erased(valid)
+        valid = [p for p in valid if (p.source_partition, p.source_offset) not in left_out]
+        counts = _count(rows, len(valid))
+        latest = deltas.latest_per_user(valid)
         clock.lap("classify")
         plan = deltas.plan_batch(latest, self.profiles.versions([p.user_id for p in latest]))
         clock.lap("lookup")
         if journal is None:
-            journal = self.aggregates.create_journal(Journal(token, batch_id, as_of, plan.deltas, counts))
+            journal = self.aggregates.create_journal(Journal(token, batch_id, as_of, plan.deltas, counts,
+                                                             erased=tuple(sorted(left_out))))
             if journal.as_of != as_of:  # another run of this batch journaled first, on another day: redo with its date
                 raise RuntimeError(f"batch {batch_id} was journaled for {journal.as_of} by another run; retrying")
+            if set(journal.erased) != left_out:  # ... or before an erasure: redo with its choice
+                raise RuntimeError(f"batch {batch_id} was journaled by another run with other erased records; retrying")
         written = 0
         if not journal.writes_done:
             journal, written = self._write_profiles(journal, plan.writes)
@@ -280,10 +291,23 @@ class BatchProcessor:
         health = Health(len(rows), clock.total(), self.lag.lag(), freshness)
         self.aggregates.record_health(journal, health)
         self.aggregates.finish(token)
+        self.aggregates.clear_in_flight(token)
         clock.lap("health")
         log.info("stream.batch", batch=batch_id, records=counts.records, rejected=journal.counts.rejected,
-                 filtered=counts.filtered, written=written, sink_rejected=len(journal.sink_rejected),
+                 filtered=counts.filtered, erased=journal.counts.erased, written=written, sink_rejected=len(journal.sink_rejected),
                  deltas=len(journal.deltas), seconds=round(clock.total(), 2), lag=health.lag_records, steps=clock.laps)
+
+    def _erased(self, valid: list[deltas.Profile]) -> set[tuple[int, int]]:
+        """(partition, offset) of the valid records whose user id or email hash is in the erasure ledger.
+
+        Read once per new batch, after `mark_in_flight`: an erasure that wrote the ledger before this read is
+        seen here; one that wrote it after sees this batch in flight and waits for it (jobs/erasure/erase.py).
+        A resumed batch does not read it: its journal says which records it left out."""
+        erased = self.aggregates.erased(self.pseudonymizer.key_id)
+        if not erased:
+            return set()
+        key = self.pseudonymizer.key
+        return {(p.source_partition, p.source_offset) for p in valid if erased.covers(key, p.user_id, p.email_hmac)}
 
     def _write_profiles(self, journal: Journal, writes: list[deltas.Profile]) -> tuple[Journal, int]:
         """Step 2: write the rows; take the refused ones out of the journal's deltas and counts."""
@@ -339,10 +363,12 @@ class _StepClock:
         return time.monotonic() - self.started
 
 
-def _count(rows: list) -> BatchCounts:
+def _count(rows: list, kept: int) -> BatchCounts:
+    """`kept`: the valid records left once the erased people's are taken out."""
     statuses = [row.status for row in rows]
+    valid = statuses.count(transform.VALID)
     return BatchCounts(records=len(rows), rejected=statuses.count(transform.REJECTED),
-                       filtered=statuses.count(transform.FILTERED), valid=statuses.count(transform.VALID))
+                       filtered=statuses.count(transform.FILTERED), valid=kept, erased=valid - kept)
 
 
 def start(spark: SparkSession, settings: StreamSettings, endpoints: Endpoints,

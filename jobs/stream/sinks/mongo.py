@@ -16,10 +16,12 @@ from pymongo import MongoClient, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from userpipeline.jobs.endpoints import Endpoints
+from userpipeline.jobs.erasure import ledger
 from userpipeline.jobs.stream.deltas import Delta
 
 AGGREGATES, HEALTH, JOURNAL = "aggregates", "pipeline_health", "batch_journal"
 HEALTH_ID = "stream"
+IN_FLIGHT_ID = "inFlight"  # in pipeline_health: the batch being processed, for erase
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class BatchCounts:
     rejected: int = 0
     filtered: int = 0
     valid: int = 0
+    erased: int = 0  # valid records of people in the erasure ledger: neither stored nor counted
 
 
 @dataclass(frozen=True)
@@ -55,18 +58,29 @@ class Journal:
     done: bool = False
     writes_done: bool = False
     sink_rejected: tuple[SinkRejection, ...] = ()
+    # (partition, offset) of the valid records left out because their person is in the erasure ledger:
+    # a resumed batch leaves out exactly these, whatever the ledger holds by then.
+    erased: tuple[tuple[int, int], ...] = ()
 
     def to_doc(self) -> dict[str, Any]:
         return {"_id": self.token, "batchId": self.batch_id, "asOf": self.as_of.isoformat(),
                 "deltas": [asdict(d) for d in self.deltas], "counts": asdict(self.counts),
                 "dlqDone": self.dlq_done, "done": self.done, "writesDone": self.writes_done,
-                "sinkRejected": [asdict(r) for r in self.sink_rejected], "createdAt": _now()}
+                "sinkRejected": [asdict(r) for r in self.sink_rejected], "erased": [f"{p}:{o}" for p, o in self.erased],
+                "createdAt": _now()}
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Journal:
         return cls(doc["_id"], doc["batchId"], date.fromisoformat(doc["asOf"]), [Delta(**d) for d in doc["deltas"]],
                    BatchCounts(**doc["counts"]), doc.get("dlqDone", False), doc.get("done", False),
-                   doc.get("writesDone", False), tuple(SinkRejection(**r) for r in doc.get("sinkRejected") or ()))
+                   doc.get("writesDone", False), tuple(SinkRejection(**r) for r in doc.get("sinkRejected") or ()),
+                   tuple(_position(e) for e in doc.get("erased") or ()))
+
+
+def _position(text: str) -> tuple[int, int]:
+    """`"<partition>:<offset>"`: FerretDB stores no nested arrays."""
+    partition, offset = text.split(":")
+    return int(partition), int(offset)
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,19 @@ class AggregateStore:
                                                serverSelectionTimeoutMS=10_000)
         db = self.client[endpoints.mongo_database]
         self.aggregates, self.health, self.journal = db[AGGREGATES], db[HEALTH], db[JOURNAL]
+        self.ledger = db[ledger.COLLECTION]
+
+    def mark_in_flight(self, token: str) -> None:
+        """Document `inFlight` `{token, since}`, written before the batch reads the erasure ledger: `userpipeline
+        erase` writes the ledger first and then waits for a batch it sees in flight, so either the batch sees
+        the ledger entry or the erasure sees the batch (and deletes only after the batch finished)."""
+        self.health.update_one({"_id": IN_FLIGHT_ID}, {"$set": {"token": token, "since": _now()}}, upsert=True)
+
+    def clear_in_flight(self, token: str) -> None:
+        self.health.delete_one({"_id": IN_FLIGHT_ID, "token": token})
+
+    def erased(self, key_id: str) -> ledger.Erased:
+        return ledger.Erased.load(self.ledger, key_id)
 
     def unfinished_journals(self) -> list[str]:
         return [doc["_id"] for doc in self.journal.find({"done": False}, {"_id": 1})]
@@ -131,9 +158,10 @@ class AggregateStore:
         counts = journal.counts
         now = _now()
         self.health.bulk_write([
-            UpdateOne({"_id": HEALTH_ID}, {"$setOnInsert": {"processed": 0, "rejected": 0, "filtered": 0}}, upsert=True),
+            UpdateOne({"_id": HEALTH_ID}, {"$setOnInsert": {"processed": 0, "rejected": 0, "filtered": 0, "erased": 0}}, upsert=True),
             UpdateOne({"_id": HEALTH_ID, "appliedBatch": {"$ne": journal.token}}, {
-                "$inc": {"processed": counts.records, "rejected": counts.rejected, "filtered": counts.filtered},
+                "$inc": {"processed": counts.records, "rejected": counts.rejected, "filtered": counts.filtered,
+                         "erased": counts.erased},
                 "$set": {
                     "appliedBatch": journal.token, "lastBatchId": journal.batch_id, "lastBatchAt": now,
                     "batchRecords": health.batch_records, "batchSeconds": round(health.batch_seconds, 3),

@@ -1,0 +1,1 @@
+"""The right to erasure: `userpipeline erase` (erase.py) and the ledger the stream consults (ledger.py)."""
