@@ -28,7 +28,8 @@ class LagProbe:
         if not self.positions:
             return None
         try:
-            self._admin = self._admin or AdminClient(self._config)
+            if self._admin is None:  # not `or`: an idle client is falsy (len() = 0 queued requests), and a new
+                self._admin = AdminClient(self._config)  # one waits up to seconds for its first broker connection
             request = {TopicPartition(self.topic, p): OffsetSpec.latest() for p in self.positions}
             futures = self._admin.list_offsets(request, request_timeout=self.timeout)
             latest = {tp.partition: future.result(timeout=self.timeout).offset for tp, future in futures.items()}
