@@ -78,8 +78,14 @@ def stores(pipeline: UserPipeline) -> list[dict[str, Any]]:
          "personalData": "no",
          "retention": {"period": "while the pipeline exists", "setting": "batch journals: deleted when the next "
                                                                           "batch completes"}},
+        {"id": "mongodb-erasure-ledger", "store": "MongoDB collections erasure_ledger, erasures",
+         "holds": "keyed hashes (with key id and receipt id) of the user ids and emails of erased people, so that "
+                  "neither a re-send nor a replay brings them back; receipt numbers", "personalData": "pseudonymised only",
+         "retention": {"period": "while the pipeline exists", "setting": "none (the ledger is what keeps the "
+                                                                          "erasure in force)"}},
         {"id": "mongodb-audit", "store": "MongoDB collection audit",
-         "holds": "one record per purge: when, which store, how many, under which retention", "personalData": "no",
+         "holds": "one record per purge or erasure: when, which store, how many, under which rule",
+         "personalData": "no",
          "retention": {"period": "kept (append-only accountability record)", "setting": "none"}},
         {"id": "checkpoints", "store": "the stream's Spark checkpoint (a volume on Kubernetes)",
          "holds": "Kafka offsets and batch ids of the stateless query", "personalData": "no",

@@ -17,7 +17,7 @@ from userpipeline.operator.spec import UserPipeline
 from userpipeline.operator.spec.durations import parse_duration
 
 STORES = {"raw-topic", "dead-letter-topic", "cassandra-profiles", "mongodb-aggregates", "mongodb-operational",
-          "mongodb-audit", "checkpoints", "logs"}
+          "mongodb-erasure-ledger", "mongodb-audit", "checkpoints", "logs"}
 PRIVACY_DOC = Path(__file__).resolve().parents[2] / "docs" / "privacy.md"
 
 
