@@ -20,6 +20,7 @@ from userpipeline.operator.local.artifacts import ArtifactsMissing
 from userpipeline.jobs.logs import configure_logging
 from userpipeline.operator.local.platform import LocalPlatform, default_state_dir
 from userpipeline.operator.local.services import Service, ServiceError, ServiceStatus
+from userpipeline.operator.spec.problems import describe as describe_spec_problem
 
 app = typer.Typer(help="Run the userpipeline locally: real Kafka, Cassandra, FerretDB and Spark.", no_args_is_help=True)
 console = Console()
@@ -88,7 +89,7 @@ def up(
     except (ServiceError, ArtifactsMissing) as exc:
         _fail(str(exc))
     except (ValidationError, yaml.YAMLError, OSError) as exc:
-        _fail(f"{spec} is not a valid UserPipeline: {' '.join(str(exc).split())}")
+        _fail(describe_spec_problem(spec, exc))
     for name, seconds in timings.items():
         console.print(f"[green]✓[/] {name} healthy ({seconds:.1f}s)")
     _print_status(platform.status(), platform)
@@ -225,7 +226,7 @@ def purge(spec: Annotated[Path, typer.Option("--file", "-f", help="UserPipeline 
     try:
         pipeline = load_userpipeline(spec)
     except (ValidationError, yaml.YAMLError, OSError) as exc:
-        _fail(f"{spec} is not a valid UserPipeline: {' '.join(str(exc).split())}")
+        _fail(describe_spec_problem(spec, exc))
     endpoints = Endpoints.from_env()
     try:
         with MongoClient(endpoints.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10000) as client:
@@ -276,7 +277,7 @@ def erase(
         endpoints = Endpoints.from_env() if "USERPIPELINE_HMAC_KEY" in os.environ else _local_endpoints(state_dir)
         pseudonymizer = Pseudonymizer.from_endpoints(endpoints, tuple(f.value for f in pipeline.spec.privacy.pseudonymize))
     except (ValidationError, yaml.YAMLError) as exc:
-        _fail(f"{spec} is not a valid UserPipeline: {' '.join(str(exc).split())}")
+        _fail(describe_spec_problem(spec, exc))
     except (ErasureError, MissingKeyError, OSError) as exc:
         _fail(str(exc))
     try:
@@ -327,7 +328,7 @@ def register(
     try:
         document = art30.build(load_userpipeline(spec))
     except (ValidationError, yaml.YAMLError, OSError) as exc:
-        _fail(f"{spec} is not a valid UserPipeline: {' '.join(str(exc).split())}")
+        _fail(describe_spec_problem(spec, exc))
     if out is None:
         sys.stdout.write(art30.to_yaml(document) if output_format == "yaml" else art30.to_markdown(document))
         return
