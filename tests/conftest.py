@@ -9,7 +9,7 @@ os.environ["PYTHONSAFEPATH"] = "1"
 from userpipeline.operator.local.artifacts import load_artifacts
 
 from harness.browser import browser  # noqa: F401
-from harness.services import cassandra, endpoints, kafka, mongo, services_home, spark_jars  # noqa: F401
+from harness.services import cassandra, endpoints, kafka, mongo, services_home, spark, spark_jars  # noqa: F401
 
 
 def pytest_configure(config):

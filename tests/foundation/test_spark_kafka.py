@@ -5,11 +5,10 @@ import uuid
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 
-def test_structured_streaming_reads_kafka(kafka, spark_jars, tmp_path):
+def test_structured_streaming_reads_kafka(kafka, spark, tmp_path):
     topic = f"spark-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})  # must outlive the future it returns
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=30)
@@ -18,10 +17,8 @@ def test_structured_streaming_reads_kafka(kafka, spark_jars, tmp_path):
         producer.produce(topic, key=str(i), value=json.dumps({"nat": "FR" if i % 2 else "DE", "age": i}))
     assert producer.flush(30) == 0
 
-    spark = (SparkSession.builder.master("local[1]").appName("smoke")
-             .config("spark.jars", ",".join(spark_jars))
-             .config("spark.ui.enabled", "false")
-             .getOrCreate())
+    # The test process's one SparkSession (tests/harness/services.py), built with the connector jars.
+    query = None
     try:
         stream = (spark.readStream.format("kafka")
                   .option("kafka.bootstrap.servers", kafka.bootstrap)
@@ -39,4 +36,5 @@ def test_structured_streaming_reads_kafka(kafka, spark_jars, tmp_path):
         rows = spark.read.parquet(str(out)).groupBy("nat").agg(F.count("*").alias("n"), F.sum("age").alias("s"))
         assert sorted((r.nat, r.n, r.s) for r in rows.collect()) == [("DE", 25, 600), ("FR", 25, 625)]
     finally:
-        spark.stop()
+        if query is not None and query.isActive:
+            query.stop()

@@ -68,6 +68,17 @@ def spark_jars() -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def spark(spark_jars: list[str], tmp_path_factory: pytest.TempPathFactory):
+    """The one SparkSession of a test process (a JVM start costs ~10 s on 2 cores). One per process is all
+    PySpark allows: `getOrCreate` elsewhere returns this one, so no test may stop it or build its own."""
+    from userpipeline.jobs.stream import job  # imports pyspark: only where a test needs Spark
+
+    session = job.build_session("local[2]", spark_jars, local_dir=str(tmp_path_factory.mktemp("spark-local")))
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
 def endpoints(kafka: KafkaService, cassandra: CassandraService, mongo: FerretDBService) -> Endpoints:
     return Endpoints(
         kafka_bootstrap=kafka.bootstrap,
