@@ -311,10 +311,10 @@ def run_step(name: str, manifest: dict) -> None:
     say(name, f"done in {time.monotonic() - started:.1f}s")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {', '.join(STEPS)}")
-    steps = [s for s in parser.parse_args().only.split(",") if s]
+    steps = [s for s in parser.parse_args(argv).only.split(",") if s]
     unknown = set(steps) - set(STEPS)
     if unknown:
         raise BootstrapError(f"unknown step(s) {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}")

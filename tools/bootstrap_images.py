@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import re
 import resource
@@ -42,10 +41,6 @@ import bootstrap as bs  # noqa: E402 - tools/bootstrap.py, found through the lin
 import bootstrap_node as bn  # noqa: E402
 
 STEP = "images"
-HINT = ("check that `podman info` works (podman and runc are installed by the `node` step: rerun it with "
-        "`tools/bootstrap.py --only node`), that PyPI and the Debian mirror are reachable, and read the build's "
-        "output above; then rerun `tools/bootstrap.py --only images`. A broken podman store can be removed: "
-        "`rm -rf ~/.cache/userpipeline/podman` (the next run rebuilds from scratch)")
 # What the application image's build reads besides its Dockerfile (the Dockerfile's COPY lines).
 APP_SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "operator", "jobs", "dashboard")
 # Mounted into RUN steps when the host has them (module docstring); each keeps its path.
@@ -276,20 +271,8 @@ def step_images(manifest: dict) -> None:
 
 
 def main() -> None:
-    bs.HINTS.setdefault(STEP, HINT)
-    bs.CACHE.mkdir(parents=True, exist_ok=True)
-    manifest: dict = {}
-    try:
-        step_images(manifest)
-    except bs.BootstrapError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every failure gets a readable message and a hint
-        raise bs.BootstrapError(f"{STEP}: {type(exc).__name__}: {exc}\nwhat to do: {HINT}") from exc
-    path = bs.CACHE / "manifest.json"
-    recorded = json.loads(path.read_text()) if path.exists() else {}
-    tmp = path.with_suffix(".images.partial")
-    tmp.write_text(json.dumps({**recorded, **manifest}, indent=2))
-    tmp.replace(path)
+    """Runnable alone: the bootstrap's own run of this one step (hints, errors, manifest)."""
+    bs.main(["--only", STEP])
 
 
 if __name__ == "__main__":

@@ -31,8 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bootstrap as bs  # noqa: E402 - tools/bootstrap.py, found through the line above
 
 MODULE = "tools/go/node"
-HINT = ("check that the Go module proxy (GOPROXY) and the Debian mirror (`apt-get update`) are reachable and "
-        "`go version` is 1.26 or later, then rerun `make bootstrap`")
 # Debian package -> the executable it provides (what is looked for on PATH).
 PACKAGES = {"containerd": "containerd", "runc": "runc", "containernetworking-plugins": "/usr/lib/cni/bridge",
             "podman": "podman", "debootstrap": "debootstrap"}
@@ -210,24 +208,8 @@ def step_node(manifest: dict) -> None:
 
 
 def main() -> None:
-    bs.HINTS.setdefault("node", HINT)
-    bs.CACHE.mkdir(parents=True, exist_ok=True)
-    manifest: dict = {}
-    _run(manifest)
-    path = bs.CACHE / "manifest.json"
-    recorded = json.loads(path.read_text()) if path.exists() else {}
-    tmp = path.with_suffix(".node.partial")
-    tmp.write_text(json.dumps({**recorded, **manifest}, indent=2))
-    tmp.replace(path)
-
-
-def _run(manifest: dict) -> None:
-    try:
-        step_node(manifest)
-    except bs.BootstrapError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every failure gets a readable message and a hint
-        raise bs.BootstrapError(f"node: {type(exc).__name__}: {exc}\nwhat to do: {HINT}") from exc
+    """Runnable alone: the bootstrap's own run of this one step (hints, errors, manifest)."""
+    bs.main(["--only", "node"])
 
 
 if __name__ == "__main__":

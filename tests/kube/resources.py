@@ -14,7 +14,7 @@ from harness.polling import wait_for  # noqa: F401 - used by the operator tests
 
 ROOT = Path(__file__).resolve().parents[2]
 OUR_CRD = ROOT / "charts" / "userpipeline" / "crds" / "userpipelines.userpipeline.io.yaml"
-# Upstream material lives in the repository (no test reads ../shared): the operators' CRDs inside the
+# Upstream material lives in the repository, nothing outside it is read: the operators' CRDs inside the
 # vendored chart archives (charts/userpipeline/charts/VENDOR.md), the rest in tests/fixtures/upstream/
 # (VERSIONS.md there says where each file comes from).
 VENDORED_CHARTS = ROOT / "charts" / "userpipeline" / "charts"
