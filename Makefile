@@ -11,9 +11,9 @@ CLUSTER_ARGS ?=
 # pays on 2 cores; the files that take minutes start first (tests/conftest.py). PYTEST_WORKERS=0 runs serially.
 PYTEST_WORKERS ?= 2
 # Every bootstrap step but `images`: the project's images (podman, minutes per source change) are built only
-# for `make test`, whose real-node tests run them; only the images a test runs (the Spark image: none yet).
+# for `make test`, whose real-node tests run them (the chart's pods: the application and the Spark image).
 BOOTSTRAP_STEPS := venv,jars,ferretdb,kube,node,helm,checkov,browser
-TEST_IMAGES := userpipeline
+TEST_IMAGES := userpipeline,userpipeline-spark
 # Never put the clone's root on sys.path: its `operator/` folder would shadow the standard library.
 export PYTHONSAFEPATH := 1
 

@@ -54,7 +54,7 @@ class Context:
 
 
 # Reasons of parts that are applied but whose children do not work (yet): read back on a timer.
-PENDING_REASONS = {"NotAvailable", "NotReady", "NotRunning", "StreamStalled"}
+PENDING_REASONS = {"NotAvailable", "NotReady", "NotRunning", "StreamStalled", "NoDataYet", "NoData", "ProducerPaused"}
 
 
 @dataclass

@@ -46,6 +46,9 @@ class OperatorSettings(BaseModel):
     max_backoff_seconds: float = Field(60, gt=0, description="Upper bound of the retry delay of a failing part")
     store_timeout_seconds: float = Field(5, gt=0, description="Connect/query timeout for Cassandra and MongoDB")
     readback_seconds: float = Field(15, gt=0, description="How often the health of every pipeline's parts is read back")
+    flow_seconds: float = Field(0, ge=0, description="Ready also needs data flowing: a batch completed within this "
+                                "many seconds (plus three records' time at the pipeline's rate) while the producer "
+                                "runs; a paused producer is not Ready. 0: Ready means the parts work")
     namespaces: list[str] = Field([], description="Namespaces watched (the chart's watchNamespaces); empty: all")
     platform_namespace: str = Field("", description="Namespace of the chart's platform ConfigMap (the operator's "
                                     "own); empty: the platform applier is off")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timezone
+from typing import Any
 
 from pymongo.errors import PyMongoError
 
@@ -95,9 +97,32 @@ def reconcile(ctx: Context) -> Outcome:
     if problem:
         return outcome.not_working("NotRunning", problem)
     try:
-        verdict = assess(stream_health_document(ctx))
+        health = stream_health_document(ctx)
     except (PyMongoError, SecretProblem, ValueError):
         return outcome  # the MongoDB part reports why the health document cannot be read
+    verdict = assess(health)
     if verdict.stalled:
         return outcome.not_working("StreamStalled", verdict.reason)
-    return outcome
+    no_flow = flow_problem(ctx, health)
+    return outcome.not_working(*no_flow) if no_flow else outcome
+
+
+def flow_problem(ctx: Context, health: dict[str, Any] | None, now: datetime | None = None) -> tuple[str, str] | None:
+    """Why no data flows (reason, message), when the operator's `flow_seconds` asks Ready to mean flowing data:
+    the stream completes batches only when records arrive, so its last batch time says whether they do."""
+    window = ctx.settings.flow_seconds
+    if not window:
+        return None
+    producer = ctx.spec.producer
+    if producer.paused or not producer.rate_per_second:
+        return "ProducerPaused", "the producer is paused (spec.producer.paused or ratePerSecond 0): no data flows"
+    last = (health or {}).get("lastBatchAt")
+    if not isinstance(last, datetime):
+        return "NoDataYet", "no batch has completed yet: waiting for the first records to go through the stream"
+    last = last if last.tzinfo else last.replace(tzinfo=timezone.utc)
+    idle = ((now or datetime.now(timezone.utc)) - last).total_seconds()
+    allowed = window + 3 / producer.rate_per_second
+    if idle > allowed:
+        return "NoData", (f"no batch completed for {idle:.0f}s (allowed {allowed:.0f}s) while the producer should "
+                          f"send {producer.rate_per_second:g} records/s: see the Producer condition and its log")
+    return None

@@ -42,7 +42,9 @@ CUSTOM_RESOURCES = {**PLATFORM, "KafkaTopic": "kafka.strimzi.io/v1",
 WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
 ADMISSION = "admissionregistration.k8s.io/v1"
 # Fast retries and read-back (the chart's defaults are for real clusters).
+# No data flows on this control plane (no kubelet): Ready means the parts work (flow_seconds 0).
 OPERATOR_OVERRIDES = {"USERPIPELINE_OPERATOR_MAX_BACKOFF_SECONDS": "2", "USERPIPELINE_OPERATOR_READBACK_SECONDS": "1",
+                      "USERPIPELINE_OPERATOR_FLOW_SECONDS": "0",
                       "USERPIPELINE_OPERATOR_STORE_TIMEOUT_SECONDS": "3"}
 
 

@@ -33,7 +33,8 @@ log = structlog.get_logger("node")
 LOCK = Path("/run/userpipeline-node.lock")  # one node per machine: fixed paths, cgroup and namespace names
 # What a running node started and must undo; a run killed before its teardown leaves it for the next to undo.
 STATE = Path("/run/userpipeline-node.json")
-CONTAINERD_TMPFS = os.environ.get("USERPIPELINE_NODE_TMPFS", "4g")  # images (packed + unpacked) live there
+# Images live there packed and unpacked: the Spark image alone takes ~2.4 GB (a size limit: memory is used as filled).
+CONTAINERD_TMPFS = os.environ.get("USERPIPELINE_NODE_TMPFS", "8g")
 WORKLOADS = ("deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs")
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 

@@ -10,20 +10,32 @@ One node for the whole module (one per machine); the last test stops it and chec
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import structlog
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from harness.polling import wait_for
-from node import host, processes
+from harness.services import start_or_fail
+from node import host, processes, release
 from node.fixture import real_node  # noqa: F401 - the fixture
 from node.node import Node
+from node.release import Chart
+from node.spark_standin import SparkOperatorStandIn
+from node.stores import ExternalStores, NodeKafka
+from stream.streamkit import recompute_from_cassandra
+
+log = structlog.get_logger("test-real-node")
 
 NAMESPACE = "restricted-demo"
 BASE_IMAGE = "localhost/userpipeline/debian-python:bookworm"
@@ -48,24 +60,29 @@ def restricted_pod(name: str, **container_overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def app_image(real_node: Node) -> Iterator[Future]:
-    """The project's image (bootstrap step `images`), imported into containerd in the background while the first
-    tests run: unpacking it into the node's tmpfs takes seconds. The future's result is its ref (None: not built)."""
-    image = real_node.art["project_images"].get("userpipeline")
-    with ThreadPoolExecutor(1, thread_name_prefix="app-image") as pool:
-        if not image:
-            yield pool.submit(lambda: None)
-            return
-        yield pool.submit(_import, real_node, image)
+def project_images(real_node: Node) -> Iterator[dict[str, Future]]:
+    """The project's images (bootstrap step `images`), imported into containerd in the background while the first
+    tests run: unpacking them into the node's tmpfs takes seconds (the Spark image: tens of seconds). Each
+    future's result is the image's ref (None: not built)."""
+    built = real_node.art["project_images"]
+    with ThreadPoolExecutor(1, thread_name_prefix="project-images") as pool:
+        yield {name: pool.submit(_import, real_node, built.get(name)) for name in ("userpipeline", "userpipeline-spark")}
 
 
-def _import(node: Node, image: dict) -> str:
+@pytest.fixture(scope="module")
+def app_image(project_images: dict[str, Future]) -> Future:
+    return project_images["userpipeline"]
+
+
+def _import(node: Node, image: dict | None) -> str | None:
+    if not image:
+        return None
     node.import_image(Path(image["archive"]))
     return image["ref"]
 
 
 @pytest.fixture(scope="module")
-def core(real_node: Node, app_image: Future) -> client.CoreV1Api:
+def core(real_node: Node, project_images: dict[str, Future]) -> client.CoreV1Api:
     api = client.CoreV1Api(real_node.api_client())
     labels = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
     api.create_namespace({"metadata": {"name": NAMESPACE, "labels": labels}})
@@ -194,6 +211,148 @@ def test_privileged_pod_is_rejected(core: client.CoreV1Api) -> None:
         core.create_namespaced_pod(NAMESPACE, pod)
     assert rejected.value.status == 403
     assert "violates PodSecurity" in rejected.value.body and "restricted" in rejected.value.body
+
+
+# ---- the chart on the node: operators off, the harness's stores as external stores --------------------------
+
+RATE = 40.0  # records/s: a steady trickle the Spark driver keeps up with on 2 shared cores
+
+
+@pytest.fixture(scope="module")
+def node_stores(real_node: Node, cassandra, mongo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalStores]:
+    kafka = start_or_fail(NodeKafka(tmp_path_factory.mktemp("node-kafka"), real_node.layout.node_ip))
+    try:
+        real_node.expose_host_port(kafka.ports["node"])
+        address, cql = real_node.expose_host_port(cassandra.ports["cql"])
+        _, mongo_port = real_node.expose_host_port(mongo.ports["mongo"])
+        yield ExternalStores(kafka_bootstrap=kafka.node_bootstrap, cassandra_hosts=f"{address}:{cql}",
+                             mongo_uri=f"mongodb://{address}:{mongo_port}/", host_kafka=kafka.bootstrap,
+                             keyspace="node_pipeline", database="node_pipeline")
+    finally:
+        kafka.stop(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def chart(real_node: Node, node_stores: ExternalStores, project_images: dict[str, Future], cassandra,
+          mongo) -> Iterator[Chart]:
+    refs = {name: future.result(timeout=600) for name, future in project_images.items()}
+    if not all(refs.values()):
+        pytest.skip("the project's images are not built: run `USERPIPELINE_IMAGES=userpipeline,userpipeline-spark "
+                    "tools/bootstrap.py --only images`")
+    release.prepare(real_node, node_stores)
+    with SparkOperatorStandIn(real_node.api_client(), release.NAMESPACE) as spark_operator:
+        installed = release.install(real_node, node_stores, RATE)
+        yield Chart(real_node, node_stores, installed, spark_operator, cassandra, mongo)
+
+
+def test_chart_installs_with_external_stores_and_its_pods_run_restricted(chart: Chart) -> None:
+    assert chart.installed.returncode == 0, chart.installed.stderr[-3000:]
+    core = chart.core
+    labels = core.read_namespace(release.NAMESPACE).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+    def ours_running() -> list[str] | None:
+        pods = core.list_namespaced_pod(release.NAMESPACE).items
+        components = {p.metadata.labels.get("app.kubernetes.io/component") for p in pods
+                      if p.status.phase == "Running" and _ready(p)}
+        wanted = {"operator", "producer", "dashboard"}
+        return sorted(components) if wanted <= components else None
+
+    wait_for(ours_running, timeout=240, interval=1, what="the operator, producer and dashboard pods Ready")
+    for pod in core.list_namespaced_pod(release.NAMESPACE).items:  # admitted under `restricted`: non-root all
+        assert pod.spec.security_context.run_as_non_root, pod.metadata.name
+
+
+def test_helm_test_reaches_the_external_stores_from_a_pod(chart: Chart) -> None:
+    """The chart's own `helm test` pod: Kafka, Cassandra and MongoDB answer with the pipeline's wiring."""
+    tested = release.helm(chart.node, "test", release.RELEASE, "--namespace", release.NAMESPACE, "--logs",
+                          "--timeout", "3m", timeout=240)
+    assert tested.returncode == 0, (tested.stdout + tested.stderr)[-3000:]
+
+
+def test_the_pipeline_is_ready_when_data_flows(chart: Chart) -> None:
+    """`kubectl wait --for=condition=Ready` returns once a batch went through; by then records are in Kafka,
+    profiles in Cassandra and aggregates in MongoDB."""
+    waited = chart.node.kubectl("wait", f"--for=condition=Ready", f"userpipeline/{release.PIPELINE}",
+                                "-n", release.NAMESPACE, "--timeout=300s", timeout=320)
+    assert waited.returncode == 0, waited.stderr + _status(chart)
+    assert chart.raw_keys(), "no record in the raw topic"
+    wait_for(lambda: chart.profiles(), timeout=120, what="profiles in Cassandra")
+    wait_for(lambda: chart.aggregates().get("total:all"), timeout=60, what="aggregates in MongoDB")
+
+
+def test_a_rate_change_reaches_the_running_producer(chart: Chart) -> None:
+    pod = chart.pod("producer")
+    started = time.monotonic()
+    chart.patch_spec({"producer": {"ratePerSecond": RATE + 1}})
+
+    def applied() -> bool:
+        logs = chart.core.read_namespaced_pod_log(pod, release.NAMESPACE, container="producer", tail_lines=200)
+        return any("producer.spec_applied" in line and f"{RATE + 1:g}" in line for line in logs.splitlines())
+    wait_for(applied, timeout=30, interval=0.5, what="producer.spec_applied with the new rate in the producer's log")
+    log.info("rate_change_reached_producer", seconds=round(time.monotonic() - started, 1))
+    assert chart.pod("producer") == pod, "the producer was restarted instead of changed live"
+
+
+def test_the_dashboard_serves_through_its_service(chart: Chart) -> None:
+    service = chart.core.read_namespaced_service(f"{release.PIPELINE}-dashboard", release.NAMESPACE)
+    port = chart.node.forward("host", "127.0.0.1", 0, chart.node.netns, service.spec.cluster_ip, 8050)
+
+    def fetched(path: str) -> tuple[int, str] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+                return response.status, response.read().decode()
+        except OSError:  # not yet answering through kube-proxy
+            return None
+    status, body = wait_for(lambda: fetched("/healthz"), timeout=60, interval=1, what="the dashboard's /healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, page = fetched("/") or (0, "")
+    assert status == 200 and "<html" in page.lower()
+
+
+def test_the_purge_cronjob_runs_to_completion(chart: Chart) -> None:
+    created = chart.node.kubectl("create", "job", "purge-now", f"--from=cronjob/{release.PIPELINE}-purge",
+                                 "-n", release.NAMESPACE)
+    assert created.returncode == 0, created.stderr
+    waited = chart.node.kubectl("wait", "--for=condition=Complete", "job/purge-now", "-n", release.NAMESPACE,
+                                "--timeout=180s", timeout=200)
+    logs = chart.node.kubectl("logs", "job/purge-now", "-n", release.NAMESPACE).stdout
+    assert waited.returncode == 0, f"{waited.stderr}\n{logs[-2000:]}"
+
+
+def test_deleting_the_producer_and_driver_pods_loses_nothing(chart: Chart) -> None:
+    producer, driver = chart.pod("producer"), f"{release.PIPELINE}-stream-driver"
+    chart.core.delete_namespaced_pod(producer, release.NAMESPACE, grace_period_seconds=0)
+    chart.core.delete_namespaced_pod(driver, release.NAMESPACE, grace_period_seconds=0)
+    wait_for(lambda: chart.pod("producer") not in (None, producer), timeout=120, what="a new producer pod")
+    before = len(chart.raw_keys())
+    wait_for(lambda: len(chart.raw_keys()) > before + RATE, timeout=120, interval=1,
+             what="the new producer publishing")
+    chart.patch_spec({"producer": {"paused": True}})
+    keys = wait_for(chart.quiet_raw_keys, timeout=60, interval=2, what="the raw topic quiet after the pause")
+
+    def stored_all() -> bool:
+        return set(chart.profiles()) >= keys
+    wait_for(stored_all, timeout=300, interval=2, what="every acknowledged id in Cassandra")
+    profiles = chart.profiles()
+    assert set(profiles) == keys
+    wait_for(lambda: chart.aggregates() == recompute_from_cassandra(profiles), timeout=60, interval=2,
+             what="aggregates equal to a recompute over Cassandra")
+    assert chart.spark_operator.submissions[f"{release.PIPELINE}-stream"] >= 2  # the driver was replaced
+
+
+def test_a_stopped_producer_turns_ready_false(chart: Chart) -> None:
+    """The previous test paused the producer: no data flows, so the pipeline is not Ready, and says why."""
+    waited = chart.node.kubectl("wait", "--for=condition=Ready=False", f"userpipeline/{release.PIPELINE}",
+                                "-n", release.NAMESPACE, "--timeout=60s", timeout=80)
+    assert waited.returncode == 0, waited.stderr + _status(chart)
+    ready = next(c for c in chart.status()["conditions"] if c["type"] == "Ready")
+    assert "StreamJob: ProducerPaused" in ready["message"], ready
+
+
+
+def _status(chart: Chart) -> str:
+    return "\nstatus: " + yaml.safe_dump(chart.status())[-3000:]
 
 
 def test_teardown_restores_the_host(real_node: Node) -> None:
