@@ -229,11 +229,17 @@ def _not_already_exists(exc: BaseException) -> bool:
 
 
 def topic_specs(spec: UserPipelineSpec) -> list[NewTopic]:
+    """The raw and dead-letter topics, wherever they are made (here locally, the operator on Kubernetes).
+
+    The raw topic uses broker time (`message.timestamp.type=LogAppendTime`): the broker stamps each record
+    when it appends it, so "the latest Kafka timestamp wins" (docs/data-contract.md) follows the log's order
+    and a producer whose clock runs ahead cannot make an old record win (issue 11)."""
     raw, retention = spec.topic, spec.retention
     return [
         NewTopic(raw.name, raw.partitions, raw.replicas, config={
             "retention.ms": str(parse_duration(raw.retention) * 1000),
             "max.message.bytes": str(MAX_MESSAGE_BYTES),
+            "message.timestamp.type": "LogAppendTime",
         }),
         NewTopic(dead_letter_topic(raw.name), raw.partitions, raw.replicas, config={
             "retention.ms": str(parse_duration(retention.dead_letter) * 1000),

@@ -3,9 +3,9 @@ without Strimzi (settings.topics_via == "admin"), the operator's own Kafka admin
 
 Either way the operator is the only owner of the topics on Kubernetes: names, partitions and every config
 come from the producer's own topic definitions (`jobs.producer.publisher.topic_specs`, e.g.
-`max.message.bytes`), and the pods run with USERPIPELINE_MANAGE_TOPICS=false. The raw topic also gets
-`message.timestamp.type=LogAppendTime`: the broker stamps each record, so "the latest Kafka timestamp wins"
-(docs/data-contract.md) follows the log's order whatever the producers' clocks say.
+`max.message.bytes`, and for the raw topic `message.timestamp.type=LogAppendTime`: the broker stamps each
+record, so "the latest Kafka timestamp wins" follows the log's order whatever the producers' clocks say, as
+locally), and the pods run with USERPIPELINE_MANAGE_TOPICS=false.
 
 KafkaTopics live in the pipeline's namespace, owned by the UserPipeline; Strimzi's Topic Operator handles
 topics labelled with its cluster in the namespace it watches, so the Kafka cluster runs there too.
@@ -23,7 +23,6 @@ from userpipeline.operator.kube.parts import Context, Outcome, apply_children, f
 from userpipeline.operator.kube.readback import kafka_topic_problem
 
 CONDITION = "Topics"
-RAW_ONLY = {"message.timestamp.type": "LogAppendTime"}
 
 
 def _value(text: str) -> int | str:
@@ -31,10 +30,10 @@ def _value(text: str) -> int | str:
 
 
 def desired_topics(ctx: Context) -> list[NewTopic]:
-    """The producer's definitions, plus what only the raw topic gets here."""
+    """The producer's definitions (broker time for the raw topic included), with an explicit cleanup policy."""
     raw, dlq = topic_specs(ctx.spec)
     raw = NewTopic(raw.topic, raw.num_partitions, raw.replication_factor,
-                   config={"cleanup.policy": "delete", **(raw.config or {}), **RAW_ONLY})
+                   config={"cleanup.policy": "delete", **(raw.config or {})})
     dlq = NewTopic(dlq.topic, dlq.num_partitions, dlq.replication_factor,
                    config={"cleanup.policy": "delete", **(dlq.config or {})})
     return [raw, dlq]

@@ -106,6 +106,7 @@ def test_synthetic_records_arrive_sanitized_keyed_and_exactly_once(kafka, tmp_pa
     assert configs[topic]["retention.ms"].value == str(2 * 86400 * 1000)
     assert configs[f"{topic}.dlq"]["retention.ms"].value == str(7 * 86400 * 1000)
     assert int(configs[topic]["max.message.bytes"].value) >= 5 * 1024 * 1024
+    assert configs[topic]["message.timestamp.type"].value == "LogAppendTime"  # broker time orders versions (issue 11)
     assert not any(word in result.stdout for word in ("@gmail.com", "example.com", "password")), "no PII in logs"
 
 

@@ -74,7 +74,8 @@ def publish(bootstrap: str, topic: str, records: Iterable[tuple[dict[str, Any] |
             timestamps_ms: list[int] | None = None) -> list[Sent]:
     """Publish (payload, expected, age) records as the producer would; returns them with their Kafka position.
 
-    `timestamps_ms` sets each record's Kafka timestamp (to replay old versions); default: now.
+    `timestamps_ms` sets each record's CreateTime (default: now); the raw topics use broker time
+    (LogAppendTime), so the broker replaces it and `Sent.timestamp_ms` is the broker's.
     """
     producer = Producer(producer_config(bootstrap, **{"client.id": "stream-tests"}))
     sent: list[Sent | None] = []

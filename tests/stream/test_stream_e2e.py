@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from datetime import timedelta
 
@@ -96,8 +97,8 @@ def test_20k_records_with_broken_ones_then_resends_and_old_replays(run, cassandr
     assert_health(r.db, sent)
 
     # The same users again: 400 with new fields (nationality, gender, email, age all change); then first
-    # versions replayed with their original timestamps, 100 older than the new fields and 100 equal to the
-    # stored version's (a later offset does not win a tie): those must change nothing.
+    # versions re-sent with their original timestamps as CreateTime, 100 of the changed users and 100 others.
+    # The raw topic uses broker time (LogAppendTime): the re-sends are the newest versions and win.
     stored = [s for s in sent if s.expected == STORED][:600]
     rng, today = random.Random(5), utc_today()
     changed = []
@@ -105,11 +106,17 @@ def test_20k_records_with_broken_ones_then_resends_and_old_replays(run, cassandr
         age = rng.randint(18, 90)
         changed.append((make_user(rng, s.user["login"]["uuid"], age, today), STORED, age))
     sent += publish(r.endpoints.kafka_bootstrap, r.topic, changed)
+    newest = max(s.timestamp_ms for s in sent)
+    wait_until(lambda: time.time() * 1000 > newest, 5, "the broker's clock to pass the changed versions")
     replayed = stored[:100] + stored[400:500]
-    sent += publish(r.endpoints.kafka_bootstrap, r.topic, [(s.payload, STORED, s.age) for s in replayed],
-                    timestamps_ms=[s.timestamp_ms for s in replayed])
+    resent = publish(r.endpoints.kafka_bootstrap, r.topic, [(s.payload, STORED, s.age) for s in replayed],
+                     timestamps_ms=[s.timestamp_ms for s in replayed])
+    sent += resent
+    assert all(s.timestamp_ms > newest for s in resent), "the broker stamps the records, not the producer"
     r.process_all()
-    assert_exact(r.profiles(cassandra), r.db, sent)
+    profiles = r.profiles(cassandra)
+    assert_exact(profiles, r.db, sent)
+    assert all(profiles[s.user["login"]["uuid"]].source_offset == s.offset for s in resent)
     assert_health(r.db, sent)
 
     session = cassandra.session()
@@ -122,6 +129,27 @@ def test_20k_records_with_broken_ones_then_resends_and_old_replays(run, cassandr
         session.cluster.shutdown()
     assert ttl == 30 * 86400
     assert written == latest_valid(sent)[uid].timestamp_ms * 1000
+
+
+def test_a_producer_clock_ahead_does_not_make_a_record_win(run, cassandra):
+    """The raw topic uses broker time: a record whose CreateTime is a year ahead is stamped on arrival, so a
+    later record of the same user still wins (issue 11)."""
+    r = run()
+    rng, today = random.Random(11), utc_today()
+    ahead = int(time.time() * 1000) + 365 * 86_400_000
+    first = valid_users(rng, 3)
+    sent = publish(r.endpoints.kafka_bootstrap, r.topic, first, timestamps_ms=[ahead] * len(first))
+    assert all(s.timestamp_ms < ahead for s in sent), "the broker stamps the records, not the producer"
+    newest = max(s.timestamp_ms for s in sent)
+    wait_until(lambda: time.time() * 1000 > newest, 5, "the broker's clock to pass the first versions")
+    later = [(make_user(rng, user["login"]["uuid"], age, today), STORED, age)
+             for (user, _, _), age in zip(first, (30, 40, 50))]
+    sent += publish(r.endpoints.kafka_bootstrap, r.topic, later)
+    r.start()
+    r.process_all()
+    profiles = r.profiles(cassandra)
+    assert sorted(p.age for p in profiles.values()) == [30, 40, 50]
+    assert_exact(profiles, r.db, sent)
 
 
 def test_edge_records(run, cassandra):
