@@ -24,8 +24,10 @@ class Endpoints(BaseModel):
     cassandra_replication: str = Field("{'class': 'SimpleStrategy', 'replication_factor': 1}")
     mongo_uri: SecretStr = Field(SecretStr("mongodb://127.0.0.1:27017/"), description="MongoDB connection string")
     mongo_database: str = "userpipeline"
-    hmac_key: SecretStr | None = Field(None, description="Key of the PII pseudonymisation HMAC")
-    hmac_key_id: str = "local-1"
+    hmac_key: SecretStr | None = Field(None, description="The active key of the PII pseudonymisation HMAC")
+    hmac_key_id: str = Field("", description="The active key's id; empty: derived from the key (pseudonymize.key_id_of)")
+    hmac_retired_keys: SecretStr | None = Field(
+        None, description='Earlier keys, still matched (erasure, ledger), never used to write: JSON {"<key id>": "<key>"}')
     # Who owns the topics and the table options: the jobs themselves locally; on Kubernetes the operator
     # (Strimzi KafkaTopics, its CassandraTTL part), which sets both to false in the pods it makes.
     manage_topics: bool = Field(True, description="Create the raw and dead-letter topics and apply their configs")

@@ -259,7 +259,7 @@ def erase(
 
     from userpipeline.jobs.endpoints import Endpoints
     from userpipeline.jobs.erasure.erase import UUID, Eraser, ErasureError, Profiles, Request, parse_subjects
-    from userpipeline.jobs.stream.pseudonymize import MissingKeyError, Pseudonymizer
+    from userpipeline.jobs.stream.pseudonymize import KeyRingError, MissingKeyError, Pseudonymizer
     from userpipeline.operator.spec import load_userpipeline
 
     spec = spec or _platform(state_dir).spec_path()
@@ -278,10 +278,10 @@ def erase(
         pseudonymizer = Pseudonymizer.from_endpoints(endpoints, tuple(f.value for f in pipeline.spec.privacy.pseudonymize))
     except (ValidationError, yaml.YAMLError) as exc:
         _fail(describe_spec_problem(spec, exc))
-    except (ErasureError, MissingKeyError, OSError) as exc:
+    except (ErasureError, MissingKeyError, KeyRingError, OSError) as exc:
         _fail(str(exc))
     try:
-        profiles = Profiles(endpoints, pseudonymizer.key)
+        profiles = Profiles(endpoints, pseudonymizer)
         try:
             with MongoClient(endpoints.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=10000) as client:
                 receipt = Eraser(client[endpoints.mongo_database], profiles, pseudonymizer, wait).erase(request)
@@ -304,6 +304,35 @@ def _local_endpoints(state_dir: Path | None):
         _fail(f"no HMAC key in {platform.state_dir}: set USERPIPELINE_HMAC_KEY (and USERPIPELINE_HMAC_KEY_ID) as the "
               "stream has them, or give the state directory of `userpipeline up` with -s")
     return platform.endpoints()
+
+
+@app.command("rotate-key")
+def rotate_key(state_dir: StateDir = None) -> None:
+    """Rotate the local pseudonymisation key (docs/privacy.md): new records get HMACs under a new key and key id;
+    the old key is kept as a retired key, so rows and erasure-ledger entries made under it stay matchable.
+
+    A running stream is restarted with the new key ring; prints key ids only, never a key.
+    """
+    platform = _platform(state_dir)
+    if not (platform.state_dir / "secrets" / "hmac.key").exists():
+        _fail(f"no HMAC key in {platform.state_dir} yet: `userpipeline up` makes one (give the state directory with -s)")
+    stream = next((app for app in platform.apps() if app.name == "stream"), None)
+    running = stream is not None and stream.pid() is not None
+    rotation = platform.rotate_key()
+    console.print(f"new key id {rotation.active_id}; retired {rotation.retired_id} "
+                  f"(retired keys kept: {', '.join(rotation.retired_ids)})", soft_wrap=True, highlight=False)
+    if not running:
+        console.print("the stream is not running: it uses the new key when it starts")
+        return
+    supervised = platform.supervisor.pid() is not None
+    platform.supervisor.stop()  # it would restart the stream meanwhile
+    stream.stop()
+    try:
+        with console.status("restarting the stream with the new key") as status:
+            platform.up(progress=status.update, supervise=supervised)
+    except ServiceError as exc:
+        _fail(f"{exc} (the new key is in place; `userpipeline up` starts the stream with it)")
+    console.print("the stream runs with the new key")
 
 
 @app.command()

@@ -156,7 +156,8 @@ def build(pipeline: UserPipeline) -> dict[str, Any]:
             f"keyed HMAC-SHA256 pseudonyms of {', '.join(sorted(f.value for f in privacy.pseudonymize)) or 'nothing'}; "
             f"the key is in the Secret {privacy.key_secret!r} (locally: .userpipeline/secrets/hmac.key, mode 0600) "
             "and never in a query plan or a log",
-            "each row records its key id (hmac_key_id)",
+            "each row records its key id (hmac_key_id); a key rotation keeps the earlier keys to match old rows and "
+            "erasure-ledger entries, never to write (docs/privacy.md)",
             "dead letters carry the payload's structure and keyed hashes, never its values",
             "credentials removed by the producer before anything is published",
             f"minimum age {privacy.minimum_age}: younger users are not stored",

@@ -4,12 +4,15 @@ One run erases a set of subjects (user ids and emails), in this order:
 
 1. Take the erasure lock (one erase at a time, a lease so a crashed run does not block forever), then
    finish any erasure an earlier run left unfinished (its journal below says what is left).
-2. Hash every subject with the pipeline's key (ledger.py) and write the hashes to the ledger. From
-   here on no micro-batch that starts stores or counts the person. Wait for the batch the stream may
-   have in flight (the `inFlight` document it writes before reading the ledger) to finish.
-3. Scan the profiles at consistency ALL for rows whose user id or email hash is in the set. A person
-   is every row that shares a user id or an email with the request: the rows' other hashes join the
-   ledger and steps 2-3 repeat until no new hash appears (then nothing can re-add a found row).
+2. Hash every subject under every key of the ring (ledger.py; the active key and the retired ones) and
+   write the hashes to the ledger. From here on no micro-batch that starts stores or counts the person.
+   Wait for the batch the stream may have in flight (the `inFlight` document it writes before reading
+   the ledger) to finish.
+3. Find the rows at consistency ALL, without scanning the table: user ids by primary key, emails through
+   the secondary index on `email_hmac` (lookup.py), one lookup per email and key id, so rows made under
+   a retired key are found too. A person is every row that shares a user id or an email with the
+   request: the rows' user ids (hashed under every key) and email hashes (under the row's key) join the
+   ledger and steps 2-3 repeat until nothing new appears (then nothing can re-add a found row).
 4. Write the journal `erasures/<receipt id>` with the found rows' contribution to every aggregate
    (deltas.dimension_keys, negated) BEFORE deleting anything.
 5. Delete the rows at ALL, `USING TIMESTAMP` after the row's own (a record stamped in the future is
@@ -20,7 +23,8 @@ One run erases a set of subjects (user ids and emails), in this order:
 
 A crash before step 4 leaves at most ledger entries (the re-run writes them again); after it, the next
 run finds the journal unfinished and completes it: rows still matching the hashes are deleted (nothing
-new can match them), the guarded deltas are applied once.
+new can match them), the guarded deltas are applied once. A resumed run knows the people only by their
+hashes (the journal holds no user id), so it finds their rows with one scan of the table.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from pymongo.errors import DuplicateKeyError
 
 from userpipeline.jobs import audit
 from userpipeline.jobs.endpoints import Endpoints
-from userpipeline.jobs.erasure import ledger
+from userpipeline.jobs.erasure import ledger, lookup
 from userpipeline.jobs.stream import deltas
 from userpipeline.jobs.stream.deltas import Delta, Stored
 from userpipeline.jobs.stream.pseudonymize import Pseudonymizer
@@ -78,16 +82,18 @@ class Receipt:
 
     id: str
     at: dt.datetime
-    key_id: str
+    key_id: str  # the active key's
     subjects: int
     rows_deleted: int
     aggregates_adjusted: int
     audit_id: str
+    key_ids: tuple[str, ...] = ()  # every key id the subjects were looked up under (the ring), active first
 
     def text(self) -> str:
+        keys = f"key id {self.key_id}" if len(self.key_ids) <= 1 else f"key ids {', '.join(self.key_ids)} (active first)"
         return (f"erasure receipt {self.id} at {self.at:%Y-%m-%d %H:%M:%S} UTC: {self.subjects} subjects, "
                 f"{self.rows_deleted} profiles deleted (consistency ALL), {self.aggregates_adjusted} aggregate documents "
-                f"adjusted, key id {self.key_id}, audit record {self.audit_id}")
+                f"adjusted, {keys}, audit record {self.audit_id}")
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class Found:
     user_id: str
     email_hmac: str | None
     stored: Stored
+    key_id: str | None = None  # the key that made the row's hashes (its hmac_key_id)
 
 
 def parse_subjects(lines: Iterable[str]) -> Request:
@@ -128,40 +135,79 @@ def removed(found: Iterable[Found]) -> list[Delta]:
 class Profiles:
     """The profiles table at consistency ALL: every replica answers every read and delete."""
 
-    COLUMNS = ("user_id", "email_hmac", "gender", "nat", "age", "email_domain", "event_time", "source_partition",
-               "source_offset")
+    COLUMNS = ("user_id", "email_hmac", "hmac_key_id", "gender", "nat", "age", "email_domain", "event_time",
+               "source_partition", "source_offset")
+    LOOKUP_CHUNK = 100
 
-    def __init__(self, endpoints: Endpoints, key: bytes):
+    def __init__(self, endpoints: Endpoints, pseudonymizer: Pseudonymizer):
         from cassandra import ConsistencyLevel
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
         from cassandra.policies import RoundRobinPolicy
 
         if not _IDENTIFIER.match(endpoints.cassandra_keyspace):
             raise ErasureError(f"keyspace {endpoints.cassandra_keyspace!r} is not a plain CQL identifier (a-z, 0-9, _)")
-        self.key = key
+        self.keys = [key for _, key in pseudonymizer.ring]
         self.keyspace = endpoints.cassandra_keyspace
         profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), consistency_level=ConsistencyLevel.ALL,
                                    request_timeout=60)
         self.cluster = endpoints.cassandra_cluster(connect_timeout=10, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
         self.session = self.cluster.connect()
+        self.scans = 0  # full scans of the table (the resume path, or no usable email index): tests count them
 
     def _exists(self) -> bool:
         keyspace = self.cluster.metadata.keyspaces.get(self.keyspace)
         return keyspace is not None and TABLE in keyspace.tables
 
+    @staticmethod
+    def _found(row) -> Found:
+        return Found(row.user_id, row.email_hmac, Stored(
+            row.user_id, row.gender, row.nat, row.age, row.email_domain, epoch_ms(row.event_time),
+            row.source_partition, row.source_offset), row.hmac_key_id)
+
+    def find(self, user_ids: set[str], email_hashes: set[str]) -> list[Found]:
+        """The rows of these user ids (primary key) and email hashes (the `email_hmac` index), no scan.
+
+        Without a usable index (an older table the stream has not upgraded yet, or an index still being
+        built) the emails are found with one scan instead, and the log says so."""
+        from cassandra import InvalidRequest, ReadFailure
+        from cassandra.concurrent import execute_concurrent_with_args
+
+        if not self._exists():
+            return []
+        table = f"{self.keyspace}.{TABLE}"
+        found: dict[str, Found] = {}
+        ids = sorted(user_ids)
+        if ids:
+            by_id = self.session.prepare(f"SELECT {', '.join(self.COLUMNS)} FROM {table} WHERE user_id IN ?")
+            chunks = [(ids[i:i + self.LOOKUP_CHUNK],) for i in range(0, len(ids), self.LOOKUP_CHUNK)]
+            for result in execute_concurrent_with_args(self.session, by_id, chunks, concurrency=8, raise_on_first_error=True):
+                found.update((row.user_id, self._found(row)) for row in result.result_or_exc)
+        if email_hashes:
+            try:
+                lookup.ensure_email_index(self.session, self.keyspace)
+                by_email = self.session.prepare(f"SELECT {', '.join(self.COLUMNS)} FROM {table} WHERE email_hmac = ?")
+                results = execute_concurrent_with_args(self.session, by_email, [(h,) for h in sorted(email_hashes)],
+                                                       concurrency=8, raise_on_first_error=True)
+                found.update((row.user_id, self._found(row)) for result in results for row in result.result_or_exc)
+            except (InvalidRequest, ReadFailure) as exc:
+                log.warning("erase.email_index_unavailable", error=type(exc).__name__, hint="the emails are found with a scan")
+                found.update((f.user_id, f) for f in self.matching(set(), email_hashes))
+        return list(found.values())
+
     def matching(self, user_hashes: set[str], email_hashes: set[str]) -> list[Found]:
-        """Every row whose user id hash or email hash is given: one scan of the table, however many subjects."""
+        """Every row whose user id hash (under any key of the ring) or email hash is given: one scan of the
+        table, however many subjects (for a resumed erasure, which knows the people only by their hashes)."""
         from cassandra.query import SimpleStatement
 
         if not self._exists():
             return []
+        self.scans += 1
         statement = SimpleStatement(f"SELECT {', '.join(self.COLUMNS)} FROM {self.keyspace}.{TABLE}", fetch_size=5000)
         found = []
         for row in self.session.execute(statement):
-            if row.email_hmac in email_hashes or ledger.user_digest(self.key, row.user_id) in user_hashes:
-                found.append(Found(row.user_id, row.email_hmac, Stored(
-                    row.user_id, row.gender, row.nat, row.age, row.email_domain, epoch_ms(row.event_time),
-                    row.source_partition, row.source_offset)))
+            if row.email_hmac in email_hashes or (
+                    user_hashes and any(ledger.user_digest(key, row.user_id) in user_hashes for key in self.keys)):
+                found.append(self._found(row))
         return found
 
     def delete(self, found: list[Found]) -> None:
@@ -217,34 +263,50 @@ class Eraser:
                 self._complete(doc, None)
             return self._erase(request)
 
-    def _hashes(self, request: Request) -> tuple[set[str], set[str]]:
+    def _emails(self, request: Request) -> dict[str, set[str]]:
+        """The requested emails' hashes under every key of the ring, by key id."""
         if request.emails and "email" not in self.pseudonymizer.fields:
             raise ErasureError("spec.privacy.pseudonymize does not list email, so profiles hold no email hash to find: "
                                "erase by --user-id instead")
-        emails = {self.pseudonymizer.digest("email", e) for e in request.emails}
-        if None in emails:
-            raise ErasureError("an email is empty; remove it and run again")
-        return {ledger.user_digest(self.pseudonymizer.key, u) for u in request.user_ids}, emails  # type: ignore[return-value]
+        by_key: dict[str, set[str]] = defaultdict(set)
+        for email in request.emails:
+            digests = self.pseudonymizer.digests("email", email)
+            if not digests:
+                raise ErasureError("an email is empty; remove it and run again")
+            for key_id, digest in digests.items():
+                by_key[key_id].add(digest)
+        return by_key
+
+    def _user_hashes(self, user_ids: Iterable[str]) -> dict[str, set[str]]:
+        """The user ids' hashes under every key of the ring, by key id."""
+        return {key_id: {ledger.user_digest(key, u) for u in user_ids} for key_id, key in self.pseudonymizer.ring}
 
     def _erase(self, request: Request) -> Receipt:
         receipt_id, at = uuid.uuid4().hex, dt.datetime.now(dt.timezone.utc)
-        users, emails = self._hashes(request)
+        user_ids = {u.strip().lower() for u in request.user_ids}  # in memory only: the ledger and journal get hashes
+        emails = self._emails(request)
         deadline = time.monotonic() + self.wait_seconds
         found: list[Found] = []
         for _ in range(MAX_ROUNDS):
-            ledger.record(self.db[ledger.COLLECTION], self.pseudonymizer.key_id, receipt_id, users, emails)
+            users = self._user_hashes(user_ids)
+            for key_id in sorted(set(users) | set(emails)):
+                ledger.record(self.db[ledger.COLLECTION], key_id, receipt_id, users.get(key_id, ()), emails.get(key_id, ()))
             self._wait_for_stream(deadline)
-            found = self.profiles.matching(users, emails)
-            more_users = {ledger.user_digest(self.pseudonymizer.key, f.user_id) for f in found} - users
-            more_emails = {f.email_hmac for f in found if f.email_hmac} - emails
+            known = set().union(*emails.values())
+            found = self.profiles.find(user_ids, known)
+            more_users = {f.user_id for f in found} - user_ids
+            more_emails = [f for f in found if f.email_hmac and f.email_hmac not in known]
             if not more_users and not more_emails:
                 break
-            users |= more_users
-            emails |= more_emails
+            user_ids |= more_users
+            for row in more_emails:
+                emails[row.key_id or self.pseudonymizer.key_id].add(row.email_hmac)  # type: ignore[arg-type]
         else:
             raise ErasureError(f"the people's rows kept changing over {MAX_ROUNDS} rounds; run erase again")
-        journal = {"_id": receipt_id, "at": at, "keyId": self.pseudonymizer.key_id, "subjects": request.subjects,
-                   "userHashes": sorted(users), "emailHashes": sorted(emails), "rows": len(found),
+        journal = {"_id": receipt_id, "at": at, "keyId": self.pseudonymizer.key_id,
+                   "keyIds": [key_id for key_id, _ in self.pseudonymizer.ring], "subjects": request.subjects,
+                   "userHashes": sorted(set().union(*self._user_hashes(user_ids).values())),
+                   "emailHashes": sorted(set().union(*emails.values())), "rows": len(found),
                    "deltas": [asdict(d) for d in removed(found)], "done": False}
         self.db[COLLECTION].insert_one(journal)
         return self._complete(journal, found)
@@ -261,10 +323,12 @@ class Eraser:
         record = audit.AuditRecord(
             action="erase", store=f"cassandra:{TABLE}", count=journal["rows"], at=at, id=receipt_id,
             rule={"request": "right to erasure", "subjects": journal["subjects"], "consistency": "ALL",
-                  "aggregatesAdjusted": len(journal_deltas), "keyId": journal["keyId"]})
+                  "aggregatesAdjusted": len(journal_deltas), "keyId": journal["keyId"],
+                  "keyIds": journal.get("keyIds", [journal["keyId"]])})
         if self.db[audit.COLLECTION].find_one({"_id": receipt_id}, {"_id": 1}) is None:  # once, also when resumed
             audit.write(self.db, record)
-        receipt = Receipt(receipt_id, at, journal["keyId"], journal["subjects"], journal["rows"], len(journal_deltas), receipt_id)
+        receipt = Receipt(receipt_id, at, journal["keyId"], journal["subjects"], journal["rows"], len(journal_deltas), receipt_id,
+                          tuple(journal.get("keyIds", [journal["keyId"]])))
         self.db[COLLECTION].update_one({"_id": receipt_id}, {
             "$set": {"done": True, "aggregatesAdjusted": len(journal_deltas), "auditId": receipt_id},
             "$unset": {"deltas": "", "userHashes": "", "emailHashes": ""}})

@@ -8,6 +8,13 @@ HMAC of `login.uuid` under a prefix of their own, so the ledger holds no user id
 The ledger is small (one entry per erased id or email), so the stream reads all of it once per
 micro-batch (`Erased.load`) and checks each valid record in the driver, where the batch's rows
 already are.
+
+Across key rotations: entries keep the id of the key that made them, and the check looks at all of
+them: a record matches when its user id hashed under any key of the ring, or its email pseudonym under
+any key of the ring (the stream computes those for the retired keys), is in the ledger. Hashes made
+under different keys never coincide, so one set per kind is enough. `userpipeline erase` writes a
+requested email or user id under every key of its ring; a hash it learns from a stored row, under that
+row's key. An entry is matched only while its key is in the ring: retired keys stay there.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ def user_digest(key: bytes, user_id: str) -> str:
 
 @dataclass(frozen=True)
 class Erased:
-    """The ledger's hashes under one key id."""
+    """The ledger's hashes, under every key id."""
 
     user_hashes: frozenset[str] = field(default_factory=frozenset)
     email_hashes: frozenset[str] = field(default_factory=frozenset)
@@ -40,19 +47,22 @@ class Erased:
     def __bool__(self) -> bool:
         return bool(self.user_hashes or self.email_hashes)
 
-    def covers(self, key: bytes, user_id: str, email_hmac: str | None) -> bool:
-        return (email_hmac is not None and email_hmac in self.email_hashes) or user_digest(key, user_id) in self.user_hashes
+    def covers(self, keys: Iterable[bytes], user_id: str, email_hmacs: Iterable[str | None]) -> bool:
+        """Whether the record of `user_id` with these email pseudonyms (one per key of the ring) is erased."""
+        if any(h is not None and h in self.email_hashes for h in email_hmacs):
+            return True
+        return bool(self.user_hashes) and any(user_digest(key, user_id) in self.user_hashes for key in keys)
 
     @classmethod
-    def load(cls, ledger: Collection, key_id: str) -> Erased:
+    def load(cls, ledger: Collection) -> Erased:
         users, emails = set(), set()
-        for doc in ledger.find({"keyId": key_id}, {"kind": 1, "hash": 1}):
+        for doc in ledger.find({}, {"kind": 1, "hash": 1}):
             (users if doc["kind"] == USER_ID else emails).add(doc["hash"])
         return cls(frozenset(users), frozenset(emails))
 
 
 def record(ledger: Collection, key_id: str, receipt_id: str, user_hashes: Iterable[str], email_hashes: Iterable[str]) -> None:
-    """Add the hashes (idempotent: an entry already there keeps its first receipt and time)."""
+    """Add the hashes made under `key_id` (idempotent: an entry already there keeps its first receipt and time)."""
     now = dt.datetime.now(dt.timezone.utc)
     ops = [UpdateOne({"_id": f"{kind}:{key_id}:{digest}"},
                      {"$setOnInsert": {"kind": kind, "hash": digest, "keyId": key_id, "receiptId": receipt_id, "at": now}},

@@ -258,9 +258,9 @@ class BatchProcessor:
 
     def _process(self, batch: DataFrame, classified: DataFrame, token: str, batch_id: int, as_of: date,
                  journal: Journal | None, clock: _StepClock) -> None:
-        rows = classified.select("status", *transform.PROFILE_COLUMNS).collect()
+        rows = classified.select("status", *transform.PROFILE_COLUMNS, *transform.ERASURE_COLUMNS).collect()
         valid = [deltas.Profile(**{c: row[c] for c in transform.PROFILE_COLUMNS}) for row in rows if row.status == transform.VALID]
-        left_out = set(journal.erased) if journal else self._erased(valid)
+        left_out = set(journal.erased) if journal else self._erased(rows)
         valid = [p for p in valid if (p.source_partition, p.source_offset) not in left_out]
         counts = _count(rows, len(valid))
         latest = deltas.latest_per_user(valid)
@@ -297,17 +297,19 @@ class BatchProcessor:
                  filtered=counts.filtered, erased=journal.counts.erased, written=written, sink_rejected=len(journal.sink_rejected),
                  deltas=len(journal.deltas), seconds=round(clock.total(), 2), lag=health.lag_records, steps=clock.laps)
 
-    def _erased(self, valid: list[deltas.Profile]) -> set[tuple[int, int]]:
-        """(partition, offset) of the valid records whose user id or email hash is in the erasure ledger.
+    def _erased(self, rows: list) -> set[tuple[int, int]]:
+        """(partition, offset) of the valid records whose user id or email hash is in the erasure ledger, under
+        any key of the ring (jobs/erasure/ledger.py).
 
         Read once per new batch, after `mark_in_flight`: an erasure that wrote the ledger before this read is
         seen here; one that wrote it after sees this batch in flight and waits for it (jobs/erasure/erase.py).
         A resumed batch does not read it: its journal says which records it left out."""
-        erased = self.aggregates.erased(self.pseudonymizer.key_id)
+        erased = self.aggregates.erased()
         if not erased:
             return set()
-        key = self.pseudonymizer.key
-        return {(p.source_partition, p.source_offset) for p in valid if erased.covers(key, p.user_id, p.email_hmac)}
+        keys = [key for _, key in self.pseudonymizer.ring]
+        return {(r.source_partition, r.source_offset) for r in rows if r.status == transform.VALID
+                and erased.covers(keys, r.user_id, (r.email_hmac, *(r.email_hmac_retired or ())))}
 
     def _write_profiles(self, journal: Journal, writes: list[deltas.Profile]) -> tuple[Journal, int]:
         """Step 2: write the rows; take the refused ones out of the journal's deltas and counts."""

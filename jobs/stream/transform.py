@@ -28,6 +28,8 @@ PROFILE_COLUMNS = (
     "email_hmac", "phone_hmac", "cell_hmac", "address_hmac", "name_hmac", "dob_hmac", "registered_ms", "event_time_ms",
     "source_partition", "source_offset",
 )
+# Collected next to them for the erasure check only, never stored: the email's pseudonyms under retired keys.
+ERASURE_COLUMNS = ("email_hmac_retired",)
 
 
 def age_on(born: Column, as_of: date) -> Column:
@@ -90,5 +92,6 @@ def classify(raw: DataFrame, as_of: date, minimum_age: int, pseudonymizer: Pseud
         kept(F.col("user.dob.age")).alias("api_age"),
         kept(email_domain()).alias("email_domain"),
         *(kept(F.col(f"pseudonyms.{name}_hmac")).alias(f"{name}_hmac") for name in FIELDS),
+        kept(F.col("pseudonyms.email_hmac_retired")).alias("email_hmac_retired"),
         kept(F.unix_millis(F.try_to_timestamp(F.col("user.registered.date")))).alias("registered_ms"),
     )

@@ -1,8 +1,9 @@
 """The local platform: every process of the pipeline under one state directory.
 
 `.userpipeline/` (or --state-dir) holds one home per service (kafka/, cassandra/, ferretdb/, and the
-pipeline's own processes), plus `secrets/` (the HMAC key, mode 0600) and `spec.yaml` (a copy of the
-UserPipeline the processes were started with, when `up -f` was used).
+pipeline's own processes), plus `secrets/` (the HMAC keys, mode 0600: `hmac.key` the active one,
+`retired/<key id>.key` the earlier ones, see `rotate_key`) and `spec.yaml` (a copy of the UserPipeline
+the processes were started with, when `up -f` was used).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from pydantic import SecretStr
 
 from userpipeline.jobs.endpoints import Endpoints
 from userpipeline.jobs.stream.health import STALL_SECONDS, StreamHealth, assess
+from userpipeline.jobs.stream.pseudonymize import key_id_of
 from userpipeline.operator.local.apps import AppService, DashboardApp, ProducerApp, ReconcilerApp, StreamApp
 from userpipeline.operator.local.supervisor import SupervisorService
 from userpipeline.operator.local.services import (
@@ -28,6 +31,23 @@ from userpipeline.operator.local.services import (
 )
 
 INFRASTRUCTURE = (KafkaService, CassandraService, FerretDBService)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What a key rotation did (key ids only)."""
+
+    retired_id: str
+    active_id: str
+    retired_ids: tuple[str, ...]
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create a file only its owner can read (its folder too), failing if it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def default_state_dir() -> Path:
@@ -50,19 +70,44 @@ class LocalPlatform:
             kafka_bootstrap=self.kafka.bootstrap,
             cassandra_hosts=self.cassandra.contact,
             mongo_uri=SecretStr(self.ferretdb.uri),
-            hmac_key=SecretStr(self.hmac_key()),
-            hmac_key_id="local-1",
+            hmac_key=SecretStr(key := self.hmac_key()),
+            hmac_key_id=key_id_of(key.encode()),
+            hmac_retired_keys=SecretStr(json.dumps(retired)) if (retired := self.retired_keys()) else None,
         )
 
+    @property
+    def _secrets(self) -> Path:
+        return self.state_dir / "secrets"
+
     def hmac_key(self) -> str:
-        """The pseudonymisation key of this state directory, generated once and kept private."""
-        path = self.state_dir / "secrets" / "hmac.key"
+        """The active pseudonymisation key of this state directory, generated once and kept private."""
+        path = self._secrets / "hmac.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
+            _write_private(path, secrets.token_hex(32))
         return path.read_text().strip()
+
+    def retired_keys(self) -> dict[str, str]:
+        """The earlier keys, by key id: still matched (erasure, ledger), never used to write."""
+        folder = self._secrets / "retired"
+        if not folder.is_dir():
+            return {}
+        return {path.stem: path.read_text().strip() for path in sorted(folder.glob("*.key"))}
+
+    def rotate_key(self) -> Rotation:
+        """Make a new active key; the old one joins the retired keys (under its id), so what it made stays matchable.
+
+        The new key is written first under a temporary name, so a crash leaves either the old ring or the new one."""
+        old = self.hmac_key()
+        old_id = key_id_of(old.encode())
+        retired = self._secrets / "retired" / f"{old_id}.key"
+        if not retired.exists():
+            _write_private(retired, old)
+        new = secrets.token_hex(32)
+        staged = self._secrets / "hmac.key.new"
+        staged.unlink(missing_ok=True)
+        _write_private(staged, new)
+        os.replace(staged, self._secrets / "hmac.key")
+        return Rotation(old_id, key_id_of(new.encode()), tuple(self.retired_keys()))
 
     # -- the pipeline's own processes, once a UserPipeline file was given -----------------------
     @property

@@ -8,6 +8,7 @@ equal to a recompute over Cassandra throughout.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import random
 import re
@@ -20,6 +21,7 @@ import uuid
 from dataclasses import asdict
 
 import pytest
+from pydantic import SecretStr
 from pymongo import MongoClient
 
 from userpipeline.jobs.erasure import ledger
@@ -125,6 +127,7 @@ def test_erase_100_people_then_resends_and_a_replay_bring_none_back(spark, endpo
         key = Pseudonymizer.from_endpoints(ep).key
         assert {e["hash"] for e in entries if e["kind"] == ledger.USER_ID} == {ledger.user_digest(key, u) for u in erased}
         assert {e["keyId"] for e in entries} == {ep.hmac_key_id}
+        assert "key id test-1" in receipt
         audits = sorted((d["action"], d["count"]) for d in db["audit"].find())
         assert audits == sorted([("erase", len(first)), ("erase", len(second))])
         assert db[COLLECTION].count_documents({"done": True}) == 2
@@ -166,7 +169,7 @@ def test_erase_waits_for_the_batch_in_flight_and_a_crashed_erasure_is_completed_
     ep = isolated(endpoints, name)
     pseudonymizer = Pseudonymizer.from_endpoints(ep)
     store, aggregates = ProfileStore(ep, 3600, pseudonymizer.key_id), AggregateStore(ep)
-    profiles = Profiles(ep, pseudonymizer.key)
+    profiles = Profiles(ep, pseudonymizer)
     users = [str(uuid.uuid4()) for _ in range(3)]
     rows = [Profile(uid, "female", "FR", 30 + i, None, "mail.example", pseudonymizer.digest("email", f"p{i}@mail.example"),
                     None, None, None, None, None, None, 1_700_000_000_000 + i, 0, i) for i, uid in enumerate(users)]
@@ -220,3 +223,84 @@ def test_erase_command_says_what_to_do_with_a_bad_request(tmp_path):
                                 capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert says in result.stderr and "a.person" not in result.stderr + result.stdout
+
+
+def test_key_rotation_new_records_use_the_new_key_and_erasure_finds_every_key_id(spark, endpoints, cassandra, tmp_path):
+    """Records before a rotation keep the old key's HMACs and id, later ones get the new key's; erasure by email
+    and by user id finds rows of both key ids through the index (no scan), and the stream keeps the erased people
+    out under the new key, also by an email the ledger knows only under the old one (issue 11)."""
+    name = unique("rotate")
+    topic = name.replace("_", "-")
+    old_ep = isolated(endpoints, name).model_copy(update={"hmac_key": SecretStr("old-key-" + "a" * 32), "hmac_key_id": ""})
+    old = Pseudonymizer.from_endpoints(old_ep)
+    new_ep = old_ep.model_copy(update={"hmac_key": SecretStr("new-key-" + "b" * 32),
+                                       "hmac_retired_keys": SecretStr(json.dumps({old.key_id: "old-key-" + "a" * 32}))})
+    new = Pseudonymizer.from_endpoints(new_ep)
+    assert new.key_id != old.key_id and [key_id for key_id, _ in new.ring] == [new.key_id, old.key_id]
+    spec = write_spec(tmp_path / "pipeline.yaml", topic, max_records=2000)
+    settings = job.StreamSettings.from_spec(spec, tmp_path / "checkpoint")
+    create_topics(old_ep.kafka_bootstrap, spec)
+    rng, today = random.Random(12), utc_today()
+
+    def users(count: int, start: int) -> list[tuple]:
+        made = []
+        for i in range(start, start + count):
+            user = make_user(rng, str(uuid.UUID(int=rng.getrandbits(128), version=4)), 20 + i % 60, today)
+            made.append(({**user, "email": f"person{i}@mail{i % 7}.example"}, STORED, 20 + i % 60))
+        return made
+
+    first = users(200, 0)
+    sent = publish(old_ep.kafka_bootstrap, topic, first)
+    stream = Stream(spark, old_ep, settings)
+    session, client = cassandra.session(), MongoClient(new_ep.mongo_uri.get_secret_value())
+    db = client[name]
+    profiles_store = None
+    try:
+        stream.process_all()
+        stream.stop()
+        changed = [({**user, "nat": "NZ"}, STORED, age) for user, _, age in first[:20]]  # re-sent after the rotation
+        sent += publish(new_ep.kafka_bootstrap, topic, users(200, 200) + changed)
+        stream = Stream(spark, new_ep, settings)
+        stream.process_all()
+        latest = latest_valid(sent)
+        profiles = cassandra_profiles(session, name)
+        assert_exact(profiles, db, sent)
+        key_of = {uid: row.hmac_key_id for uid, row in profiles.items()}
+        old_rows = {uid for uid, key_id in key_of.items() if key_id == old.key_id}
+        assert len(old_rows) == 180 and set(key_of.values()) == {old.key_id, new.key_id}
+        for uid in sorted(profiles)[:50]:
+            made_by = old if uid in old_rows else new
+            assert profiles[uid].email_hmac == made_by.digest("email", latest[uid].user["email"])
+
+        # One request: 3 emails of old rows, 3 of new ones, 3 user ids of old rows.
+        new_rows = sorted(set(profiles) - old_rows)
+        by_email, by_id = sorted(old_rows)[:3] + new_rows[:3], sorted(old_rows)[3:6]
+        profiles_store = Profiles(new_ep, new)
+        receipt = Eraser(db, profiles_store, new).erase(Request(
+            user_ids=tuple(by_id), emails=tuple(latest[uid].user["email"].upper() for uid in by_email)))
+        assert (receipt.rows_deleted, profiles_store.scans) == (9, 0)
+        assert receipt.key_ids == (new.key_id, old.key_id) and f"key ids {new.key_id}, {old.key_id}" in receipt.text()
+        erased = set(by_email) | set(by_id)
+        survivors = {uid: s for uid, s in latest.items() if uid not in erased}
+        profiles = cassandra_profiles(session, name)
+        assert set(profiles) == set(survivors)
+        assert mongo_aggregates(db) == recompute_from_cassandra(profiles) == expected_groups(survivors)
+        assert {e["keyId"] for e in db[ledger.COLLECTION].find()} == {new.key_id, old.key_id}
+
+        # Re-sent under the new key: every erased person as they were, and new ids with the emails of the people
+        # erased by user id (their email hashes came from old rows: the ledger has them under the old key only).
+        again = [(latest[uid].payload, STORED, latest[uid].age) for uid in sorted(erased)]
+        again += [({**user, "email": latest[uid].user["email"]}, STORED, age)
+                  for (user, _, age), uid in zip(users(3, 400), by_id)]
+        publish(new_ep.kafka_bootstrap, topic, again)
+        stream.process_all()
+        profiles = cassandra_profiles(session, name)
+        assert set(profiles) == set(survivors)
+        assert mongo_aggregates(db) == recompute_from_cassandra(profiles)
+        assert db[HEALTH].find_one({"_id": "stream"})["erased"] == len(again)
+    finally:
+        stream.stop()
+        if profiles_store is not None:
+            profiles_store.close()
+        session.cluster.shutdown()
+        client.close()

@@ -23,6 +23,7 @@ from cassandra.policies import RoundRobinPolicy
 from cassandra.query import BatchStatement, BatchType, BoundStatement
 
 from userpipeline.jobs.endpoints import Endpoints
+from userpipeline.jobs.erasure import lookup
 from userpipeline.jobs.stream.deltas import Profile, Stored
 
 log = structlog.get_logger()
@@ -114,6 +115,7 @@ class ProfileStore:
             f"CREATE TABLE IF NOT EXISTS {self.keyspace}.{TABLE} ({columns}, PRIMARY KEY (user_id)) "
             f"WITH default_time_to_live = {self.ttl_seconds}")
         self._migrate_columns()
+        lookup.ensure_email_index(self.session, self.keyspace)  # erasure by email without a scan (jobs/erasure/lookup.py)
         if not self.manage_table_options:
             return
         row = self.session.execute(

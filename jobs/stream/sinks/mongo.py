@@ -112,8 +112,8 @@ class AggregateStore:
     def clear_in_flight(self, token: str) -> None:
         self.health.delete_one({"_id": IN_FLIGHT_ID, "token": token})
 
-    def erased(self, key_id: str) -> ledger.Erased:
-        return ledger.Erased.load(self.ledger, key_id)
+    def erased(self) -> ledger.Erased:
+        return ledger.Erased.load(self.ledger)
 
     def unfinished_journals(self) -> list[str]:
         return [doc["_id"] for doc in self.journal.find({"done": False}, {"_id": 1})]
