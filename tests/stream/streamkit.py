@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from userpipeline.jobs.endpoints import Endpoints
 from userpipeline.jobs.producer.publisher import ensure_topics, producer_config
@@ -230,35 +230,108 @@ def assert_health(db, sent: list[Sent]) -> None:
 
 
 def leaked(text: str, needles: set[str]) -> set[str]:
-    """The needles that occur in `text` as whole tokens (not inside a longer word, e.g. digits inside a hex HMAC).
+    """The needles that occur in `text` as whole tokens (not inside a longer word, e.g. digits inside a hex HMAC),
+    in any letter case.
 
-    Fast for many needles: only maximal runs of the needles' characters are searched.
-    """
+    Fast for many needles and long texts: a needle can only start where an alphanumeric run of the text starts
+    (less its own leading punctuation, e.g. the "(" of a phone), so only those positions are looked up, by the
+    needle's first few characters."""
     if not needles:
         return set()
-    alphabet = re.escape("".join(sorted({ch for needle in needles for ch in needle})))
-    lengths = sorted({len(n) for n in needles})
+    text = text.lower()
+    lowered: dict[str, set[str]] = defaultdict(set)
+    for needle in needles:
+        lowered[needle.lower()].add(needle)
+    heads = {needle: next((i for i, ch in enumerate(needle) if ch.isalnum()), None) for needle in lowered}
+    width = max(1, min(8, *(len(n) - h for n, h in heads.items() if h is not None)))
+    buckets: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for needle, head in heads.items():
+        if head is not None:
+            buckets[needle[head:head + width]].append((needle, head))
     found: set[str] = set()
-    for match in re.finditer(f"[{alphabet}]{{{lengths[0]},}}", text):
-        run, base = match.group(), match.start()
-        for length in lengths:
-            for start in range(len(run) - length + 1):
-                candidate = run[start:start + length]
-                if candidate in needles and _isolated(text, base + start, base + start + length):
-                    found.add(candidate)
+    for match in _RUN.finditer(text):
+        at = match.start()
+        for needle, head in buckets.get(text[at:at + width], ()):
+            start = at - head
+            if start >= 0 and text.startswith(needle, start) and _isolated(text, start, start + len(needle)):
+                found |= lowered[needle]
     return found
+
+
+_RUN = re.compile(r"[^\W_]+")
 
 
 def _isolated(text: str, start: int, end: int) -> bool:
     return (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
 
 
+PERSONAL = ("email", "phone", "cell", "street address", "full name", "date of birth", "national id")
+
+
+def personal_values(sent: Iterable[Sent]) -> dict[str, set[str]]:
+    """Per kind of personal data, the plaintext values of the published users (as the source had them, before
+    the producer dropped what no purpose needs): what no store, topic but the raw one, checkpoint or log may hold."""
+    values: dict[str, set[str]] = {kind: set() for kind in PERSONAL}
+
+    def text(value: Any) -> str | None:
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    for s in sent:
+        user = s.payload
+        if not isinstance(user, dict):
+            continue
+        for kind in ("email", "phone", "cell"):
+            if (value := text(user.get(kind))) is not None:
+                values[kind].add(value)
+        name = user.get("name") if isinstance(user.get("name"), dict) else {}
+        if (first := text(name.get("first"))) and (last := text(name.get("last"))):
+            values["full name"].add(f"{first} {last}")
+        location = user.get("location") if isinstance(user.get("location"), dict) else {}
+        street = location.get("street") if isinstance(location.get("street"), dict) else {}
+        if street.get("number") is not None and (street_name := text(street.get("name"))):
+            values["street address"].add(f"{street['number']} {street_name}")
+        dob = user.get("dob") if isinstance(user.get("dob"), dict) else {}
+        if (born := text(dob.get("date"))) is not None:
+            values["date of birth"].add(born)
+        national = user.get("id") if isinstance(user.get("id"), dict) else {}
+        if (value := text(national.get("value"))) is not None:
+            values["national id"].add(value)
+    return values
+
+
 def files_text(*roots: Path) -> str:
+    """The text of every file under the given folders (or of the given files)."""
     parts = []
-    for root in roots:
-        for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+    for root in map(Path, roots):
+        for path in [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()):
             parts.append(path.read_bytes().decode("utf-8", errors="replace"))
     return "\n".join(parts)
+
+
+def topics_text(bootstrap: str, exclude: set[str], timeout: float = 120) -> str:
+    """Every message of the topics of this pipeline but `exclude` (its raw input) and of Kafka's own topics (`__*`),
+    each line starting with its topic's name. Other tests' topics on the shared broker are not this pipeline's."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("scanner"), "enable.auto.commit": False,
+                         "enable.partition.eof": True})
+    try:
+        metadata = consumer.list_topics(timeout=10).topics
+        prefixes = tuple(f"{name}." for name in exclude)
+        chosen = sorted(t for t in metadata if t not in exclude and (t.startswith(prefixes) or t.startswith("__")))
+        pending = {(t, p) for t in chosen for p in metadata[t].partitions}
+        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in sorted(pending)])
+        lines, deadline = list(chosen), time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(500, timeout=1):
+                if msg.error() is not None:
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        pending.discard((msg.topic(), msg.partition()))
+                    continue
+                lines.append(f"{msg.topic()} {(msg.key() or b'').decode('utf-8', 'replace')} "
+                             f"{(msg.value() or b'').decode('utf-8', 'replace')}")
+        assert not pending, f"could not read {sorted(pending)[:3]} to the end"
+        return "\n".join(lines)
+    finally:
+        consumer.close()
 
 
 def mongo_text(db) -> str:
