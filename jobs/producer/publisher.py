@@ -79,8 +79,10 @@ def dead_letter_topic(topic: str) -> str:
 
 
 class Publisher:
-    def __init__(self, config: dict[str, Any], topic: str, *, on_ack: Callable[[Ack], None] | None = None, max_requeues: int = 3):
+    def __init__(self, config: dict[str, Any], topic: str, *, on_ack: Callable[[Ack], None] | None = None, max_requeues: int = 3,
+                 headers: Callable[[int], list[tuple[str, bytes]]] | None = None):
         self.topic = topic
+        self._headers = headers  # per index, e.g. the synthetic generator's position (producer/resume.py)
         self.config = {k: v for k, v in config.items() if k != "logger"}
         self.produced = self.acked = self.failed = 0
         self._on_ack = on_ack
@@ -113,7 +115,8 @@ class Publisher:
         callback = functools.partial(self._on_delivery, index, message, attempt, serial)
         while True:
             try:
-                self._producer.produce(self.topic, message.value, message.key, on_delivery=callback)
+                self._producer.produce(self.topic, message.value, message.key, on_delivery=callback,
+                                       headers=self._headers(index) if self._headers else None)
                 return
             except BufferError:  # local queue full: serve delivery callbacks, then try again
                 self._producer.poll(0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 import time
@@ -14,6 +15,7 @@ from confluent_kafka import KafkaException
 
 from userpipeline.jobs.endpoints import Endpoints
 from userpipeline.jobs.producer import progress as metrics
+from userpipeline.jobs.producer import resume
 from userpipeline.jobs.producer.feeds import Feed, ParallelSyntheticFeed, RandomUserFeed, SyntheticFeed
 from userpipeline.jobs.producer.progress import AckLog, Progress, Watermark
 from userpipeline.jobs.producer.publisher import (
@@ -83,6 +85,16 @@ class Runner:
             return previous
         return Progress(source=self.source, seed=seed)
 
+    def _resume_from_topic(self) -> None:
+        """Without a progress file to resume from (a new pod), continue after what the topic already holds."""
+        if self.progress.nextIndex or not self.options.resume:
+            return
+        start = resume.next_index_in_topic(self.endpoints.kafka_bootstrap, self.spec.topic.name, self.spec.source.seed)
+        if start:
+            log.info("producer.resumed_from_topic", topic=self.spec.topic.name, start_index=start)
+            self.progress.nextIndex = start
+            self.watermark = Watermark(start)
+
     # -- wiring ----------------------------------------------------------------------------------
 
     def _feed(self) -> Feed:
@@ -125,7 +137,12 @@ class Runner:
             self.progress.state = "stopped"
             self.progress.write(self.options.progress_file)
             return 0
-        publisher = Publisher(producer_config(self.endpoints.kafka_bootstrap), self.spec.topic.name, on_ack=self._on_ack)
+        headers = None
+        if self.source == "synthetic":
+            self._resume_from_topic()
+            headers = functools.partial(resume.header, self.spec.source.seed)
+        publisher = Publisher(producer_config(self.endpoints.kafka_bootstrap), self.spec.topic.name, on_ack=self._on_ack,
+                              headers=headers)
         feed = self._feed()
         log.info("producer.started", source=self.source, topic=self.spec.topic.name, start_index=self.progress.nextIndex,
                  count=self.options.count, rate_per_second=self.bucket.rate, paused=self.bucket.paused)

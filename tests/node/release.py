@@ -23,6 +23,7 @@ from kube.resources import vendored_crds
 from node.node import Node
 from node.stores import ExternalStores
 from pymongo import MongoClient
+from producer.kit import end_offsets
 from stream.streamkit import cassandra_profiles, consume_all, mongo_aggregates
 
 RELEASE = NAMESPACE = "userpipeline"
@@ -118,6 +119,12 @@ class Chart:
 
     def raw_keys(self) -> set[str]:
         return {m.key().decode() for m in consume_all(self.stores.host_kafka, "users.raw")}
+
+    def raw_total(self) -> int:
+        return end_offsets(self.stores.host_kafka, "users.raw")
+
+    def logs(self, component: str) -> str:
+        return self.core.read_namespaced_pod_log(self.pod(component), NAMESPACE, container=component)
 
     def quiet_raw_keys(self) -> set[str] | None:
         """The raw topic's keys once two reads in a row see the same number of records."""

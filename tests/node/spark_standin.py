@@ -48,7 +48,7 @@ def driver_pod(app: Obj) -> Obj:
                 {"name": "SPARK_DRIVER_BIND_ADDRESS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
         "volumeMounts": mounts,
         "securityContext": driver.get("securityContext") or {},
-        "resources": {"requests": {"cpu": str(driver.get("cores", 1)), "memory": driver.get("memory", "1g")}},
+        "resources": {"requests": {"cpu": str(driver.get("cores", 1)), "memory": quantity(driver.get("memory", "1g"))}},
     }
     labels = {**(driver.get("labels") or {}), "spark-role": "driver", "sparkoperator.k8s.io/app-name": name}
     owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SparkApplication", "name": name,
@@ -61,6 +61,13 @@ def driver_pod(app: Obj) -> Obj:
                  "securityContext": driver.get("podSecurityContext") or {}, "terminationGracePeriodSeconds": 10,
                  "containers": [container], "volumes": volumes},
     }
+
+
+def quantity(spark_memory: str) -> str:
+    """Spark's memory notation (1g, 512m) as a Kubernetes quantity (1Gi, 512Mi)."""
+    units = {"k": "Ki", "m": "Mi", "g": "Gi", "t": "Ti"}
+    unit = spark_memory[-1:].lower()
+    return f"{spark_memory[:-1]}{units[unit]}" if unit in units else spark_memory
 
 
 def application_state(pod: client.V1Pod | None) -> Obj:

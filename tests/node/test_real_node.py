@@ -325,9 +325,9 @@ def test_deleting_the_producer_and_driver_pods_loses_nothing(chart: Chart) -> No
     chart.core.delete_namespaced_pod(producer, release.NAMESPACE, grace_period_seconds=0)
     chart.core.delete_namespaced_pod(driver, release.NAMESPACE, grace_period_seconds=0)
     wait_for(lambda: chart.pod("producer") not in (None, producer), timeout=120, what="a new producer pod")
-    before = len(chart.raw_keys())
-    wait_for(lambda: len(chart.raw_keys()) > before + RATE, timeout=120, interval=1,
-             what="the new producer publishing")
+    before = chart.raw_total()
+    wait_for(lambda: chart.raw_total() > before + RATE, timeout=120, interval=1, what="the new producer publishing")
+    assert "producer.resumed_from_topic" in chart.logs("producer"), "the new pod sent the same users again"
     chart.patch_spec({"producer": {"paused": True}})
     keys = wait_for(chart.quiet_raw_keys, timeout=60, interval=2, what="the raw topic quiet after the pause")
 

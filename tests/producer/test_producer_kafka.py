@@ -277,3 +277,22 @@ def test_unmanaged_topics_are_waited_for_never_created_or_altered(kafka, tmp_pat
     resource = ConfigResource(ResourceType.TOPIC, topic)
     assert admin.describe_configs([resource])[resource].result()["retention.ms"].value == "3600000", "config altered"
     assert f"{topic}.dlq" not in admin.list_topics(timeout=10).topics
+
+
+def test_a_producer_without_a_progress_file_continues_after_the_topics_records(kafka, tmp_path):
+    """A new pod has no progress file: the synthetic run continues after the records already in the topic (their
+    header holds seed and index) instead of sending the same users again from index 0."""
+    topic = new_topic()
+    spec = write_spec(tmp_path / "p.yaml", topic, **{"producer.ratePerSecond": 2000})
+    first = run_producer(spec, kafka, tmp_path, "--count", "200")
+    assert first.returncode == 0, first.stdout[-3000:]
+    second = run_producer(spec, kafka, tmp_path, "--count", "500")
+    assert second.returncode == 0, second.stdout[-3000:]
+
+    resumed = [json.loads(line) for line in second.stdout.splitlines() if "producer.resumed_from_topic" in line]
+    assert resumed and 0 < resumed[0]["start_index"] <= 200, second.stdout[-2000:]
+    total = end_offsets(kafka.bootstrap, topic)
+    assert 500 <= total < 500 + 200 - resumed[0]["start_index"] + 1
+    source = SyntheticSource(seed=7, minor_ratio=0.1, broken_ratio=0.0)
+    expected = {m.key for m in (to_message(source.record(i).payload) for i in range(500)) if m.key}
+    assert {m.key() for m in consume(kafka.bootstrap, topic, total)} == expected
