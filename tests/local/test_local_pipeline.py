@@ -74,6 +74,29 @@ def test_records_flow_to_the_stores_and_status_shows_progress(pipeline):
     assert status.returncode == 0 and "processed" in status.stdout, status.stdout + status.stderr
 
 
+def test_rotate_key_restarts_the_stream_and_new_rows_carry_the_new_key_id(pipeline):
+    """`userpipeline rotate-key` on the running pipeline (issue 11): the old key is kept as a retired key, the stream
+    restarts with the new ring, rows written from then on carry the new key id, earlier rows keep theirs."""
+    platform, _, _ = pipeline
+    old_id = platform.endpoints().hmac_key_id
+    session = platform.cassandra.session()
+
+    def key_ids() -> set[str]:
+        return {row.hmac_key_id for row in session.execute("SELECT hmac_key_id FROM userpipeline.profiles")}
+
+    try:
+        wait_for(lambda: key_ids() == {old_id}, 300, "rows under the first key")
+        result = cli(platform.state_dir, "rotate-key")
+        assert result.returncode == 0 and "the stream runs with the new key" in result.stdout, result.stdout + result.stderr
+        new_id = platform.endpoints().hmac_key_id
+        assert new_id != old_id and set(platform.retired_keys()) == {old_id}
+        assert platform.hmac_key() not in result.stdout and platform.retired_keys()[old_id] not in result.stdout
+        wait_for(lambda: key_ids() == {old_id, new_id}, 300, "rows under the new key")
+    finally:
+        session.cluster.shutdown()
+    assert cli(platform.state_dir, "status").returncode == 0
+
+
 def test_dashboard_is_served(pipeline):
     platform, _, _ = pipeline
     dashboard = next(app for app in platform.apps() if app.name == "dashboard")
