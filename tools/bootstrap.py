@@ -158,7 +158,8 @@ def step_jars(manifest: dict) -> None:
     manifest["spark_jars"] = sorted(str(p) for p in dest.glob("*.jar"))
 
 
-def go_build(step: str, module: str, binary: Path, ldflags: str = "") -> None:
+def go_build(step: str, module: str, binary: Path, ldflags: str = "", package: str = ".") -> None:
+    """`go build` of `package` (the wrapper module itself, or a tool it names) with the wrapper's go.mod."""
     if binary.exists():
         say(step, f"cached {binary}")
         return
@@ -167,7 +168,7 @@ def go_build(step: str, module: str, binary: Path, ldflags: str = "") -> None:
     binary.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
     tmp = binary.with_suffix(".partial")
-    run(["go", "build", "-trimpath", f"-ldflags=-s -w {ldflags}".strip(), "-o", str(tmp), "."], step,
+    run(["go", "build", "-trimpath", f"-ldflags=-s -w {ldflags}".strip(), "-o", str(tmp), package], step,
         cwd=ROOT / module, env=env)
     tmp.rename(binary)
 

@@ -6,7 +6,7 @@
   $USERPIPELINE_CACHE/bin keyed by the Kubernetes version and a digest of the wrapper's main.go and go.mod;
 - containerd, runc, the CNI plugins, podman and debootstrap from Debian with apt-get;
 - the node's images as `docker save` archives under $USERPIPELINE_CACHE/images: the pod sandbox ("pause",
-  a static C program), a Debian bookworm + python3 base (debootstrap) and CoreDNS (its Go module).
+  a static C program), a Debian bookworm + python3 base (debootstrap), CoreDNS and Traefik (their Go modules).
 
 Records `node` (the binary), `node_images` and `node_tools` (the Debian binaries) in the manifest. Wired into
 tools/bootstrap.py as a step; also runnable alone: `tools/bootstrap_node.py` (merges into the manifest).
@@ -187,6 +187,31 @@ def build_coredns(images: Path) -> Path:
     return dest
 
 
+def traefik_ref() -> str:
+    return f"localhost/userpipeline/traefik:v{bs.VERSIONS['traefik']['version']}"
+
+
+def build_traefik(images: Path) -> tuple[Path, Path]:
+    """Traefik from its Go module (tools/go/traefik builds its `tool`) and a one-binary image of it: the node's
+    ingress controller (tests/node/ingress.py). The binary stays in the cache too: tests/ingress runs it on the
+    host against a control plane without a node. Both keyed by the version and the wrapper's go.mod and go.sum."""
+    spec = bs.VERSIONS["traefik"]
+    module = bs.ROOT / spec["module"]
+    key = f"traefik-{spec['version']}-{bs.digest(module / 'go.mod', module / 'go.sum')}"
+    binary, dest = bs.CACHE / "bin" / key, images / f"{key}.tar"
+    ldflags = f"-X github.com/traefik/traefik/v3/pkg/version.Version=v{spec['version']}"
+    bs.go_build("node", spec["module"], binary, ldflags, spec["package"])
+    if dest.exists():
+        bs.say("node", f"cached {dest}")
+        return binary, dest
+    with tempfile.TemporaryDirectory(dir=images) as tmp:
+        layer = Path(tmp) / "layer.tar"
+        with tarfile.open(layer, "w") as archive:
+            archive.add(binary, "traefik")
+        write_image_archive(layer, traefik_ref(), dest, ["/traefik"])
+    return binary, dest
+
+
 def step_node(manifest: dict) -> None:
     install_packages()
     images = bs.CACHE / "images"
@@ -197,12 +222,15 @@ def step_node(manifest: dict) -> None:
         binary = node_binary()
         bs.go_build("node", MODULE, binary, version_ldflags(bs.VERSIONS["kube"]["version"]))
         coredns = build_coredns(images)
+        traefik_binary, traefik = build_traefik(images)
         pause = build_pause(images)
         base_archive = base.result()
     manifest["node"] = str(binary)
     manifest["node_images"] = {"pause": {"ref": PAUSE_REF, "archive": str(pause)},
                                "base": {"ref": BASE_REF, "archive": str(base_archive)},
-                               "coredns": {"ref": COREDNS_REF, "archive": str(coredns)}}
+                               "coredns": {"ref": COREDNS_REF, "archive": str(coredns)},
+                               "traefik": {"ref": traefik_ref(), "archive": str(traefik),
+                                           "binary": str(traefik_binary)}}
     manifest["node_tools"] = {name: shutil.which(name) for name in TOOLS}
     manifest["cni_bin_dir"] = str(CNI_DIR)
 
