@@ -40,7 +40,7 @@ def args(web: str = f":{WEB_PORT}", ping: str = f":{PING_PORT}", status_host: st
         f"--providers.kubernetesingress.ingressClass={INGRESS_CLASS}",
         *([f"--providers.kubernetesingress.ingressEndpoint.hostname={status_host}"] if status_host else []),
         "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false",
-        f"--log.level={log_level}", "--accesslog=false",
+        f"--log.level={log_level}", "--log.noColor=true", "--accesslog=false",
     ]
 
 
