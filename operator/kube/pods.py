@@ -41,6 +41,9 @@ def store_env(ctx: Context, fields: tuple[str, ...] = CASSANDRA + MONGO) -> list
 
 
 def hmac_env(ctx: Context) -> list[Obj]:
+    """The key ring: the active `key`/`keyId`, and the optional `retiredKeys` (JSON {id: key}) still matched."""
     secret = ctx.spec.privacy.key_secret
+    retired = _secret_env("USERPIPELINE_HMAC_RETIRED_KEYS", secret, "retiredKeys")
+    retired["valueFrom"]["secretKeyRef"]["optional"] = True
     return [_secret_env("USERPIPELINE_HMAC_KEY", secret, "key"),
-            _secret_env("USERPIPELINE_HMAC_KEY_ID", secret, "keyId")]
+            _secret_env("USERPIPELINE_HMAC_KEY_ID", secret, "keyId"), retired]

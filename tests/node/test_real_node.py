@@ -27,7 +27,7 @@ from kubernetes.client.rest import ApiException
 
 from harness.polling import wait_for
 from harness.services import start_or_fail
-from node import host, processes, release
+from node import host, ingress, processes, release
 from node.fixture import real_node  # noqa: F401 - the fixture
 from node.node import Node
 from node.release import Chart
@@ -240,6 +240,9 @@ def chart(real_node: Node, node_stores: ExternalStores, project_images: dict[str
         pytest.skip("the project's images are not built: run `USERPIPELINE_IMAGES=userpipeline,userpipeline-spark "
                     "tools/bootstrap.py --only images`")
     release.prepare(real_node, node_stores)
+    if "traefik" in real_node.art["images"]:  # the cluster's default IngressClass, as on kind or minikube
+        applied = real_node.kubectl("apply", "-f", "-", input=ingress.manifests(real_node.art["images"]["traefik"]["ref"]))
+        assert applied.returncode == 0, applied.stderr
     with SparkOperatorStandIn(real_node.api_client(), release.NAMESPACE) as spark_operator:
         installed = release.install(real_node, node_stores, RATE)
         yield Chart(real_node, node_stores, installed, spark_operator, cassandra, mongo)
@@ -298,26 +301,56 @@ def test_the_dashboard_serves_through_its_service(chart: Chart) -> None:
     service = chart.core.read_namespaced_service(f"{release.PIPELINE}-dashboard", release.NAMESPACE)
     port = chart.node.forward("host", "127.0.0.1", 0, chart.node.netns, service.spec.cluster_ip, 8050)
 
-    def fetched(path: str) -> tuple[int, str] | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-                return response.status, response.read().decode()
-        except OSError:  # not yet answering through kube-proxy
-            return None
-    status, body = wait_for(lambda: fetched("/healthz"), timeout=60, interval=1, what="the dashboard's /healthz")
+    status, body = wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz"), timeout=60, interval=1,
+                            what="the dashboard's /healthz through its Service")
     assert status == 200 and json.loads(body)["status"] == "ok"
-    status, page = fetched("/") or (0, "")
+    status, page = _get(f"http://127.0.0.1:{port}/") or (0, "")
     assert status == 200 and "<html" in page.lower()
+
+
+def test_the_dashboard_serves_through_its_ingress(chart: Chart) -> None:
+    """Traefik (built from its Go module) is the default IngressClass: the Ingress the operator made for the
+    dashboard (any host) routes the page."""
+    if "traefik" not in chart.node.art["images"]:
+        pytest.skip("no Traefik image in the manifest: rerun `tools/bootstrap.py --only node`")
+    name = f"{release.PIPELINE}-dashboard"
+    waited = chart.node.kubectl(
+        "wait", f"--for=jsonpath={{.status.loadBalancer.ingress[0].hostname}}={ingress.status_hostname()}",
+        f"ingress/{name}", "-n", release.NAMESPACE, "--timeout=120s", timeout=140)
+    assert waited.returncode == 0, waited.stderr
+    traefik = chart.core.read_namespaced_service(ingress.NAME, "kube-system")
+    port = chart.node.forward("host", "127.0.0.1", 0, chart.node.netns, traefik.spec.cluster_ip, ingress.WEB_PORT)
+    status, body = wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz"), timeout=60, interval=1,
+                            what="the dashboard's /healthz through the Ingress")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, page = _get(f"http://127.0.0.1:{port}/") or (0, "")
+    assert status == 200 and "<html" in page.lower()
+
+
+def _get(url: str) -> tuple[int, str] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except OSError:  # not routed yet (404 is an HTTPError, an OSError too)
+        return None
 
 
 def test_the_purge_cronjob_runs_to_completion(chart: Chart) -> None:
     created = chart.node.kubectl("create", "job", "purge-now", f"--from=cronjob/{release.PIPELINE}-purge",
                                  "-n", release.NAMESPACE)
     assert created.returncode == 0, created.stderr
-    waited = chart.node.kubectl("wait", "--for=condition=Complete", "job/purge-now", "-n", release.NAMESPACE,
-                                "--timeout=180s", timeout=200)
-    logs = chart.node.kubectl("logs", "job/purge-now", "-n", release.NAMESPACE).stdout
-    assert waited.returncode == 0, f"{waited.stderr}\n{logs[-2000:]}"
+    seen: list[str] = []  # the purge's log lines (a failed Job's pods go with it)
+    batch = client.BatchV1Api(chart.node.api_client())
+
+    def finished() -> str | None:
+        for previous in ("--previous", ""):
+            logs = chart.node.kubectl("logs", "job/purge-now", "-n", release.NAMESPACE, *[a for a in [previous] if a])
+            seen.extend(line for line in logs.stdout.splitlines() if line not in seen)
+        conditions = batch.read_namespaced_job("purge-now", release.NAMESPACE).status.conditions or []
+        return next((c.type for c in conditions if c.type in ("Complete", "Failed") and c.status == "True"), None)
+
+    outcome = wait_for(finished, timeout=240, interval=2, what="the purge Job Complete or Failed")
+    assert outcome == "Complete", "\n".join(seen[-40:])
 
 
 def test_deleting_the_producer_and_driver_pods_loses_nothing(chart: Chart) -> None:
