@@ -23,12 +23,12 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from pyspark.sql import Column
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
+from typing import TYPE_CHECKING
 
 from userpipeline.jobs.endpoints import Endpoints
+
+if TYPE_CHECKING:  # pyspark only where Spark runs: the CLI and the purge (application image) import the keys
+    from pyspark.sql import Column
 
 FIELDS = ("email", "phone", "cell", "address", "name", "dob")
 
@@ -141,16 +141,21 @@ class Pseudonymizer:
         return _udf(self)(email, phone, cell, address, name, dob)
 
 
-# `email_hmac_retired`: the email's pseudonyms under the retired keys (empty without any), for the erasure
-# check only (the erasure ledger may hold hashes made under an earlier key); never stored.
-RESULT_TYPE = T.StructType([*(T.StructField(f"{name}_hmac", T.StringType()) for name in FIELDS),
-                            T.StructField("email_hmac_retired", T.ArrayType(T.StringType()))])
+def result_type():
+    """`<field>_hmac` per field, and `email_hmac_retired`: the email's pseudonyms under the retired keys (empty
+    without any), for the erasure check only (the ledger may hold hashes made under an earlier key); never stored."""
+    from pyspark.sql import types as T
+
+    return T.StructType([*(T.StructField(f"{name}_hmac", T.StringType()) for name in FIELDS),
+                         T.StructField("email_hmac_retired", T.ArrayType(T.StringType()))])
 
 
 def _udf(pseudonymizer: Pseudonymizer) -> Callable[..., Column]:
+    from pyspark.sql import functions as F
+
     def pseudonyms(*values):  # no type hints: Spark would try to read them as a pandas UDF signature
         digests = tuple(pseudonymizer.digest(name, value) for name, value in zip(FIELDS, values))
         older = list(pseudonymizer.digests("email", values[0]).values())[1:] if pseudonymizer.retired else []
         return (*digests, older)
 
-    return F.udf(pseudonyms, RESULT_TYPE, useArrow=False)
+    return F.udf(pseudonyms, result_type(), useArrow=False)
