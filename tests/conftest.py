@@ -22,10 +22,10 @@ def pytest_configure(config):
 # Files that take minutes, longest first. Two workers take files in collection order, so starting these
 # first keeps one long file from running alone at the end of the suite.
 LONGEST_FIRST = (
+    "node/test_real_node.py",
+    "stream/test_stream_crash.py",
     "chart/test_install.py",
     "chaos/test_soak.py",
-    "stream/test_stream_crash.py",
-    "node/test_real_node.py",
     "local/test_local_pipeline.py",
     "stream/test_stream_e2e.py",
 )
