@@ -6,8 +6,15 @@ email, phone, cell, address, full name and date of birth only exist inside this 
 carries their HMACs (and the age, computed from the date of birth here). A rejected row keeps its raw
 value in `payload`, for the dead-letter sink to summarise without its contents (sinks/deadletter.py).
 
-Ages are computed against `as_of`, a date fixed per micro-batch (see job.py), not against the clock:
-re-running a batch after midnight must give the same ages as the first run.
+Ages are computed against `as_of`: the stream passes `record_date()`, the UTC date of each record's Kafka
+timestamp, so an age depends on the record alone, never on when it is processed: re-running a batch after
+midnight, or replaying the topic months later, gives the same ages (docs/data-contract.md). Tests may pass
+a fixed date.
+
+`user_id` is set for valid records and also for those that are filtered or rejected with a valid
+`login.uuid` (any reason after `invalid_id`): a newer such record removes the stored version of its user
+(deltas.Removal). Nothing else of a record that is not valid leaves this projection, except the rejected
+record's raw value for the dead-letter sink.
 """
 
 from __future__ import annotations
@@ -32,10 +39,20 @@ PROFILE_COLUMNS = (
 ERASURE_COLUMNS = ("email_hmac_retired",)
 
 
-def age_on(born: Column, as_of: date) -> Column:
+def record_date() -> Column:
+    """The UTC date of the record's Kafka timestamp (the session's time zone is UTC, job.build_session)."""
+    return F.to_date(F.col("timestamp"))
+
+
+def day_column(as_of: date | Column) -> Column:
+    return as_of if isinstance(as_of, Column) else F.lit(as_of)
+
+
+def age_on(born: Column, as_of: date | Column) -> Column:
     """Completed years on `as_of`: the birthday itself counts (born 2008-03-01 is 18 on 2026-03-01)."""
-    before_birthday = (F.month(born) > as_of.month) | ((F.month(born) == as_of.month) & (F.dayofmonth(born) > as_of.day))
-    return (F.lit(as_of.year) - F.year(born) - F.when(before_birthday, 1).otherwise(0)).cast("int")
+    day = day_column(as_of)
+    before_birthday = (F.month(born) > F.month(day)) | ((F.month(born) == F.month(day)) & (F.dayofmonth(born) > F.dayofmonth(day)))
+    return (F.year(day) - F.year(born) - F.when(before_birthday, 1).otherwise(0)).cast("int")
 
 
 def _text(column: str) -> Column:
@@ -59,7 +76,7 @@ def email_domain() -> Column:
     return F.when(F.instr(email, "@") > 0, F.nullif(F.lower(F.substring_index(email, "@", -1)), F.lit("")))
 
 
-def classify(raw: DataFrame, as_of: date, minimum_age: int, pseudonymizer: Pseudonymizer) -> DataFrame:
+def classify(raw: DataFrame, as_of: date | Column, minimum_age: int, pseudonymizer: Pseudonymizer) -> DataFrame:
     """Kafka rows (key, value, topic, partition, offset, timestamp) -> one classified row each."""
     checked = (
         validate.with_verdict(validate.parse(raw), as_of)
@@ -71,6 +88,8 @@ def classify(raw: DataFrame, as_of: date, minimum_age: int, pseudonymizer: Pseud
             F.date_format("dob_date", "yyyy-MM-dd")))
     )
     valid, rejected = F.col("status") == VALID, F.col("status") == REJECTED
+    # A filtered record, or one rejected after its id passed (validate.ID_REASONS), still names its user.
+    named = valid | (F.col("status") == FILTERED) | (rejected & ~F.col("reason").isin(*validate.ID_REASONS))
 
     def kept(column: Column) -> Column:
         return F.when(valid, column)
@@ -85,7 +104,7 @@ def classify(raw: DataFrame, as_of: date, minimum_age: int, pseudonymizer: Pseud
         F.col("offset").alias("source_offset"),
         F.unix_millis("timestamp").alias("event_time_ms"),
         F.when(rejected, F.col("value")).alias("payload"),
-        kept(validate.user_id(F.col("user.login.uuid"))).alias("user_id"),
+        F.when(named, validate.user_id(F.col("user.login.uuid"))).alias("user_id"),
         kept(F.lower(_text("user.gender"))).alias("gender"),
         kept(F.upper(_text("user.nat"))).alias("nat"),
         kept(F.col("age")).alias("age"),

@@ -56,11 +56,10 @@ class Reason(str, Enum):
     invalid_dob = "invalid_dob"
 
 
-def years_before(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - years, day=28)
+# The reasons checked before the id is known to be valid: a record rejected for any other reason has a valid
+# `login.uuid`, and as its user's newest version it removes the stored one (transform.classify, deltas.Removal).
+ID_REASONS = tuple(r.value for r in (Reason.oversized, Reason.malformed_json, Reason.not_an_object, Reason.wrong_type,
+                                     Reason.missing_id, Reason.invalid_id))
 
 
 def parse(raw: DataFrame) -> DataFrame:
@@ -82,12 +81,13 @@ def _not_a_string(path: str) -> Column:
     return kind.isNotNull() & ~kind.isin("STRING", "VOID")
 
 
-def _checks(as_of: date) -> list[tuple[Reason, Column, Column]]:
+def _checks(as_of: date | Column) -> list[tuple[Reason, Column, Column]]:
     """(reason, failing condition, detail) in the order they are tried."""
     strict = [(path, _not_a_string(path)) for path in STRICT_STRING_PATHS]
     uuid = F.col("user.login.uuid")
     dob = F.col("dob_date")
-    oldest = years_before(as_of, MAX_AGE_YEARS)
+    day = as_of if isinstance(as_of, Column) else F.lit(as_of)
+    oldest = F.add_months(day, -12 * MAX_AGE_YEARS)  # 29 February -> 28 February, as years_before
     return [
         (Reason.oversized, F.octet_length("value") > MAX_VALUE_BYTES,
          F.format_string(f"value has %d bytes, over the limit of {MAX_VALUE_BYTES}", F.octet_length("value"))),
@@ -103,8 +103,8 @@ def _checks(as_of: date) -> list[tuple[Reason, Column, Column]]:
         *_too_long_checks(),
         (Reason.missing_dob, F.col("user.dob.date").isNull(), F.lit("dob.date is missing or null")),
         (Reason.invalid_dob, dob.isNull(), F.lit("dob.date is not a valid date")),
-        (Reason.invalid_dob, dob > F.lit(as_of), F.lit("dob.date is in the future")),
-        (Reason.invalid_dob, dob < F.lit(oldest), F.lit(f"dob.date is more than {MAX_AGE_YEARS} years ago")),
+        (Reason.invalid_dob, dob > day, F.lit("dob.date is in the future")),
+        (Reason.invalid_dob, dob < oldest, F.lit(f"dob.date is more than {MAX_AGE_YEARS} years ago")),
     ]
 
 
@@ -122,7 +122,7 @@ def user_id(uuid: Column) -> Column:
     return F.lower(uuid)
 
 
-def with_verdict(parsed: DataFrame, as_of: date) -> DataFrame:
+def with_verdict(parsed: DataFrame, as_of: date | Column) -> DataFrame:
     """Add `reason` (null for a valid record) and `detail`."""
     reason: Column | None = None
     detail: Column | None = None

@@ -89,6 +89,23 @@ def test_odd_values_are_rejected_with_a_reason(spark):
     assert [(row.status, row.reason) for row in rows] == [(transform.REJECTED, reason) for _, reason in ODD_VALUES]
 
 
+def test_the_stream_computes_ages_on_the_records_kafka_date_and_names_the_user_of_a_minor_or_late_rejection(spark):
+    """Ages from the record alone (a replay months later computes the same); a minor or a record rejected after its
+    id passed still names its user (its newer version removes the stored one), one rejected before does not."""
+    leap = user(dob={"date": "2008-02-29T23:59:59.999Z", "age": 18})
+    future = json.dumps({**leap, "dob": {"date": "2999-01-01T00:00:00Z", "age": 1}}).encode()
+    no_id = json.dumps({**leap, "login": {"uuid": "not-a-uuid"}}).encode()
+    stamps = [datetime(2026, 2, 28, 23, 59, tzinfo=timezone.utc), datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc)]
+    values = [(json.dumps(leap).encode(), stamps[0]), (json.dumps(leap).encode(), stamps[1]), (future, WHEN), (no_id, WHEN)]
+    rows = [(None, value, "users.raw", 0, offset, when) for offset, (value, when) in enumerate(values)]
+    frame = transform.classify(spark.createDataFrame(rows, KAFKA_SCHEMA), transform.record_date(), 18, PSEUDONYMIZER)
+    minor, adult, late, early = sorted(frame.collect(), key=lambda row: row.source_offset)
+    uid = leap["login"]["uuid"].lower()
+    assert (minor.status, minor.user_id, minor.age, minor.email_hmac) == (transform.FILTERED, uid, None, None)
+    assert (adult.status, adult.user_id, adult.age) == (transform.VALID, uid, 18)
+    assert (late.reason, late.user_id, early.reason, early.user_id) == ("invalid_dob", uid, "invalid_id", None)
+
+
 def test_age_counts_the_birthday_itself_including_29_february(spark):
     leap = json.dumps(user(dob={"date": "2008-02-29T23:59:59.999Z", "age": 18})).encode()
     assert [row.status for row in classify(spark, [leap], as_of=date(2026, 2, 28))] == [transform.FILTERED]
