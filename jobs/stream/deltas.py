@@ -8,15 +8,19 @@ from one group to the other. A record that is not newer than what is stored chan
 Version order: the Kafka timestamp; on equal timestamps the first record (lowest partition, offset)
 stays. Cassandra resolves writes by the same timestamp (`USING TIMESTAMP`), and a write whose
 timestamp equals the stored one is never issued for a different record, so the table and the
-aggregates always agree on which version of a user counts. Filtered records (under the minimum age)
-and rejected ones never reach this module: they leave the stored version of a user as it is.
+aggregates always agree on which version of a user counts.
+
+"Latest wins" covers every version with a valid user id, valid or not: when a user's newest record is
+under the minimum age, rejected for another reason than its id, or already past the profile retention
+when it arrives (`expired_before_ms`), it is a `Removal`: the stored version, if older, is deleted and its
+contribution subtracted. Such a record is never stored itself.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 TOTAL, NATIONALITY, GENDER, AGE_BAND, EMAIL_DOMAIN = "total", "nationality", "gender", "ageBand", "emailDomain"
@@ -69,6 +73,17 @@ class Stored:
 
 
 @dataclass(frozen=True)
+class Removal:
+    """A user's record that removes the stored version instead of replacing it (a minor, a rejected record
+    with a valid id, or a valid record already past the profile retention)."""
+
+    user_id: str
+    event_time_ms: int
+    source_partition: int
+    source_offset: int
+
+
+@dataclass(frozen=True)
 class Delta:
     dimension: str
     key: str
@@ -84,6 +99,8 @@ class Delta:
 class BatchPlan:
     deltas: list[Delta]  # non-zero changes, one per aggregate document
     writes: list[Profile]  # rows to upsert into Cassandra
+    deletes: list[Stored] = field(default_factory=list)  # stored versions to delete (at their own timestamp)
+    expired: int = 0  # valid records that arrived past the profile retention (stored nothing)
 
 
 def doc_id(dimension: str, key: str) -> str:
@@ -108,7 +125,7 @@ def dimension_keys(user: Contributes) -> list[tuple[str, str]]:
     ]
 
 
-def _order(profile: Profile) -> tuple[int, int, int]:
+def _order(profile: Profile | Removal) -> tuple[int, int, int]:
     return (profile.event_time_ms, -profile.source_partition, -profile.source_offset)
 
 
@@ -131,31 +148,57 @@ def supersedes(profile: Profile, stored: Stored | None) -> bool:
     return stored is None or profile.event_time_ms > stored.event_time_ms
 
 
-def plan_batch(latest: Iterable[Profile], stored: Mapping[str, Stored]) -> BatchPlan:
-    """Deltas and writes for a batch's latest records, given the stored versions of those users.
+def plan_batch(latest: Iterable[Profile], stored: Mapping[str, Stored], removals: Iterable[Removal] = (),
+               expired_before_ms: int | None = None) -> BatchPlan:
+    """Deltas, writes and deletes for a batch's latest records, given the stored versions of those users.
 
     A record that is the stored version itself (a batch re-run after its rows were written) is
-    written again, which is idempotent, and adds no delta.
+    written again, which is idempotent, and adds no delta. A valid record whose Kafka timestamp is at
+    or before `expired_before_ms` (retention already over) counts as a removal. Per user the newest
+    of its valid records and removals wins; a winning removal newer than the stored version deletes it.
     """
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     writes: list[Profile] = []
+    deletes: list[Stored] = []
+    newest: dict[str, Profile | Removal] = {}
+    expired = 0
     for profile in latest:
-        previous = stored.get(profile.user_id)
-        if same_record(profile, previous):
-            writes.append(profile)
+        if expired_before_ms is not None and profile.event_time_ms <= expired_before_ms:
+            expired += 1
+            profile = Removal(profile.user_id, profile.event_time_ms, profile.source_partition, profile.source_offset)  # type: ignore[assignment]
+        _keep_newest(newest, profile)
+    for removal in removals:
+        _keep_newest(newest, removal)
+
+    def add(user: Contributes, sign: int) -> None:
+        for key in dimension_keys(user):
+            totals[key][0] += sign
+            totals[key][1] += sign * user.age
+
+    for record in newest.values():
+        previous = stored.get(record.user_id)
+        if isinstance(record, Removal):
+            if previous is not None and record.event_time_ms > previous.event_time_ms:
+                deletes.append(previous)
+                add(previous, -1)
             continue
-        if not supersedes(profile, previous):
+        if same_record(record, previous):
+            writes.append(record)
             continue
-        writes.append(profile)
+        if not supersedes(record, previous):
+            continue
+        writes.append(record)
         if previous is not None:
-            for key in dimension_keys(previous):
-                totals[key][0] -= 1
-                totals[key][1] -= previous.age
-        for key in dimension_keys(profile):
-            totals[key][0] += 1
-            totals[key][1] += profile.age
+            add(previous, -1)
+        add(record, 1)
     deltas = [Delta(dim, key, count, age_sum) for (dim, key), (count, age_sum) in sorted(totals.items()) if count or age_sum]
-    return BatchPlan(deltas, writes)
+    return BatchPlan(deltas, writes, deletes, expired)
+
+
+def _keep_newest(newest: dict[str, Profile | Removal], record: Profile | Removal) -> None:
+    current = newest.get(record.user_id)
+    if current is None or _order(record) > _order(current):
+        newest[record.user_id] = record
 
 
 def subtract(base: Iterable[Delta], removed: Iterable[Delta]) -> list[Delta]:

@@ -2,7 +2,7 @@
 
 
 from userpipeline.jobs.stream.deltas import (
-    Delta, Profile, Stored, age_band, dimension_keys, latest_per_user, plan_batch, subtract,
+    Delta, Profile, Removal, Stored, age_band, dimension_keys, latest_per_user, plan_batch, subtract,
 )
 
 
@@ -82,3 +82,29 @@ def test_subtracting_a_refused_users_contribution_leaves_the_others_exactly():
     assert without == plan_batch([moved], before).deltas
     assert as_dict(without) == {"nationality:DE": (1, 30), "nationality:FR": (-1, -30)}
     assert subtract(whole.deltas, whole.deltas) == []
+
+
+def test_a_newer_minor_or_rejected_version_removes_the_stored_one():
+    old = profile("a", 10, offset=1, nat="DE", age=40)
+    plan = plan_batch([], {"a": stored(old)}, [Removal("a", 20, 0, 2)])
+    assert plan.deletes == [stored(old)] and plan.writes == []
+    assert as_dict(plan.deltas) == {"total:all": (-1, -40), "nationality:DE": (-1, -40), "gender:female": (-1, -40),
+                                    "ageBand:35-44": (-1, -40), "emailDomain:example.com": (-1, -40)}
+    # An older (or tied) invalid version changes nothing; the newest of a batch wins, valid or not.
+    for late in (Removal("a", 9, 0, 3), Removal("a", 10, 0, 4)):
+        assert plan_batch([], {"a": stored(old)}, [late]) == plan_batch([], {"a": stored(old)})
+    newer = profile("a", 30, offset=5, nat="FR", age=40)
+    assert plan_batch([newer], {"a": stored(old)}, [Removal("a", 20, 0, 2)]).writes == [newer]
+    last = plan_batch([newer], {"a": stored(old)}, [Removal("a", 31, 0, 6)])
+    assert last.writes == [] and last.deletes == [stored(old)]
+    # A removal of a user nobody stored: nothing to do.
+    assert plan_batch([], {}, [Removal("b", 5, 0, 7)]).deltas == []
+
+
+def test_a_record_past_the_retention_is_not_stored_and_removes_an_older_version():
+    old, late = profile("a", 10, offset=1, age=40), profile("a", 20, offset=2, age=41)
+    plan = plan_batch([late], {"a": stored(old)}, expired_before_ms=20)
+    assert plan.writes == [] and plan.deletes == [stored(old)] and plan.expired == 1
+    assert as_dict(plan.deltas)["total:all"] == (-1, -40)
+    fresh = plan_batch([profile("b", 21)], {}, expired_before_ms=20)
+    assert fresh.expired == 0 and len(fresh.writes) == 1 and as_dict(fresh.deltas)["total:all"] == (1, 30)
