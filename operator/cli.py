@@ -215,7 +215,7 @@ def _watch(platform: LocalPlatform) -> None:
 
 @app.command()
 def purge(spec: Annotated[Path, typer.Option("--file", "-f", help="UserPipeline YAML (its retention policy).")]) -> None:
-    """Delete aggregates older than the retention policy (MongoDB from USERPIPELINE_MONGO_URI)."""
+    """Delete empty aggregate groups older than the retention policy (MongoDB from USERPIPELINE_MONGO_URI)."""
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
@@ -233,7 +233,7 @@ def purge(spec: Annotated[Path, typer.Option("--file", "-f", help="UserPipeline 
             result = run_purge(client[endpoints.mongo_database], pipeline.spec)
     except PyMongoError as exc:
         _fail(f"MongoDB unreachable ({type(exc).__name__}); check USERPIPELINE_MONGO_URI and retry")
-    console.print(f"purged {result.aggregates_deleted} aggregate documents last updated before {result.cutoff:%Y-%m-%d %H:%M} UTC "
+    console.print(f"purged {result.aggregates_deleted} empty aggregate documents last updated before {result.cutoff:%Y-%m-%d %H:%M} UTC "
                   f"(audit record {result.audit_id})", soft_wrap=True, highlight=False)
 
 

@@ -1,4 +1,4 @@
-"""The retention purge deletes exactly the aggregates not updated within the retention window, and audits it."""
+"""The retention purge deletes exactly the empty aggregates not updated within the retention window, and audits it."""
 
 import datetime as dt
 import json
@@ -16,19 +16,20 @@ from userpipeline.operator.spec import UserPipelineSpec
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.timezone.utc)
 
 
-def _doc(key: str, days_ago: float) -> dict:
-    return {"_id": f"nationality:{key}", "dimension": "nationality", "key": key, "count": 1, "ageSum": 30,
+def _doc(key: str, days_ago: float, count: int = 0) -> dict:
+    return {"_id": f"nationality:{key}", "dimension": "nationality", "key": key, "count": count, "ageSum": 30 * count,
             "updatedAt": NOW - dt.timedelta(days=days_ago)}
 
 
 def test_purge_deletes_only_expired_aggregates(mongo):
     with mongo.client() as client:
         db = client[f"purge{uuid.uuid4().hex[:6]}"]
-        db.aggregates.insert_many([_doc("FR", 1), _doc("DE", 89.9), _doc("US", 90.1), _doc("BR", 400)])
+        db.aggregates.insert_many([_doc("FR", 1), _doc("DE", 89.9), _doc("US", 90.1), _doc("BR", 400),
+                                   _doc("IT", 400, count=2)])  # still counts people: stays, however old
         spec = UserPipelineSpec.model_validate({"retention": {"profiles": "30d", "aggregates": "90d"}})
         result = purge(db, spec, now=NOW)
         assert result.aggregates_deleted == 2
-        assert sorted(d["key"] for d in db.aggregates.find()) == ["DE", "FR"]
+        assert sorted(d["key"] for d in db.aggregates.find()) == ["DE", "FR", "IT"]
         assert purge(db, spec, now=NOW).aggregates_deleted == 0
 
 
@@ -66,7 +67,7 @@ def test_purge_command_reads_the_spec_and_the_environment(mongo, tmp_path):
     result = subprocess.run([sys.executable, "-m", "userpipeline.operator.cli", "purge", "-f", str(spec)],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "purged 1 aggregate documents" in result.stdout and "audit record" in result.stdout
+    assert "purged 1 empty aggregate documents" in result.stdout and "audit record" in result.stdout
     with mongo.client() as client:
         assert [d["count"] for d in client[database].audit.find()] == [1]
 
