@@ -17,12 +17,13 @@ from pathlib import Path
 
 import structlog
 from pyspark import StorageLevel
+from pyspark.sql import functions as F
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential
 
 from userpipeline.jobs.endpoints import Endpoints
-from userpipeline.jobs.stream import deltas, transform
+from userpipeline.jobs.stream import deltas, expiry, transform
 from userpipeline.jobs.stream.lag import LagProbe
 from userpipeline.jobs.stream.pseudonymize import Pseudonymizer
 from userpipeline.jobs.stream.schema import KAFKA_COLUMNS
@@ -52,7 +53,7 @@ class StreamSettings:
     minimum_age: int
     max_records_per_batch: int
     trigger_seconds: int
-    profile_ttl_seconds: int
+    profile_ttl_seconds: int  # the profile retention (expiry.py; the Cassandra TTL is a backstop after it)
     pseudonymize: tuple[str, ...]
     checkpoint: str
     fail_on_data_loss: bool = True
@@ -124,6 +125,17 @@ def utc_today() -> date:
     return datetime.now(timezone.utc).date()
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def unseen(batch: DataFrame, high_water: dict[int, int]) -> DataFrame:
+    """The batch without the records an earlier batch already counted (offset at or below its partition's mark)."""
+    for partition, offset in sorted(high_water.items()):
+        batch = batch.where(~((F.col("partition") == partition) & (F.col("offset") <= offset)))
+    return batch
+
+
 class BatchProcessor:
     """The `foreachBatch` function: one micro-batch, written so that crashes and replays leave exact numbers.
 
@@ -134,16 +146,22 @@ class BatchProcessor:
     token) runs these steps:
 
     0. Mark T in flight (`pipeline_health/inFlight`, for `userpipeline erase`). If the journal
-       `batch_journal/T` says done, return: everything below already happened.
-    1. Classify the batch; leave out the valid records of people in the erasure ledger (read once
-       per batch; a resumed batch leaves out the records its journal lists instead, counted as
-       `erased`); keep each user's latest record; read the stored versions of those users
+       `batch_journal/T` says done, return: everything below already happened. Complete any expiry
+       run left unfinished (expiry.py). Leave out the records at or below the high-water mark of their
+       partition (`pipeline_health.highWater`, read once and kept in the journal): an earlier batch
+       counted them, so a replay after a lost checkpoint stores, counts and dead-letters nothing twice.
+    1. Classify the batch (ages on each record's Kafka date); leave out the valid records of people
+       in the erasure ledger (read once per batch; a resumed batch leaves out the records its journal
+       lists instead, counted as `erased`); keep each user's latest record; read the stored versions of those users
        (Cassandra primary-key lookups: cost proportional to the batch, not to the table). Compute
        the deltas (old contribution out, new one in, for records newer than the stored version) and
-       the rows to write. If no journal exists, insert `{_id: T, asOf, deltas, counts}` BEFORE any
-       other write; if one exists, its deltas, counts and `asOf` win (ages are computed against
-       `asOf`, so a re-run after midnight computes the same rows).
-    2. Unless the journal says `writesDone`: upsert the rows into Cassandra `USING TIMESTAMP` of the
+       the rows to write; a user whose newest record is a minor, rejected with a valid id, or already
+       past the retention (asOfMs - retention) loses its stored version (deleted, subtracted). If no
+       journal exists, insert `{_id: T, asOf, asOfMs, highWater, deltas, counts}` BEFORE any
+       other write; if one exists, its deltas, counts, `asOfMs` and marks win (ages come from the
+       records' own dates, so a re-run after midnight computes the same rows).
+    2. Unless the journal says `writesDone`: delete the removed versions (`USING TIMESTAMP` of each
+       version: idempotent) and upsert the rows into Cassandra `USING TIMESTAMP` of the
        record (too large batches are split). Rows Cassandra still refuses alone are `sink_rejected`:
        their contribution (computed against their stored version, which they did not replace) is
        subtracted from the journal's deltas and they move from `valid` to `rejected` in its counts;
@@ -151,8 +169,8 @@ class BatchProcessor:
     3. If the batch rejected records and the journal does not say so, send the dead letters, then
        record it (a crash in between re-sends them: dead letters are at least once).
     4. Apply each journal delta with `{_id, appliedBatch: {$ne: T}}` -> `$inc` + `$set appliedBatch: T`.
-    5. Add the counts to `pipeline_health` under the same `$ne: T` guard; 6. mark the journal done
-       and clear the in-flight mark.
+    5. Add the counts to `pipeline_health` under the same `$ne: T` guard, with the new high-water
+       marks; 6. mark the journal done and clear the in-flight mark.
 
     Why a crash anywhere converges: before the journal exists nothing was written, and the re-run
     starts afresh. Once it exists, the deltas are fixed: they were computed from Cassandra as it
@@ -172,8 +190,8 @@ class BatchProcessor:
     batch 0, which a `<` guard would refuse forever; with `$ne` a fresh checkpoint simply replays the
     topic, and replayed records are not newer than what is stored, so they add nothing. Missing
     documents are first created with `$setOnInsert` (count 0) and the guarded `$inc` runs without
-    upsert, so no DuplicateKeyError handling is needed (FerretDB has no transactions). Limits: rows
-    that Cassandra's TTL expires keep counting until a retention purge subtracts them; and a
+    upsert, so no DuplicateKeyError handling is needed (FerretDB has no transactions). Expiry runs
+    between batches under `lock` (expiry.py), never while a batch journal is unfinished. Limit: a
     checkpoint deleted while a batch was half done leaves that batch inexact (logged at start).
 
     The whole batch is retried (tenacity, ~90 s in all) on errors of Kafka, Cassandra or MongoDB, which
@@ -191,10 +209,20 @@ class BatchProcessor:
         self.profiles = profiles
         self.aggregates = aggregates
         self.lag = LagProbe(endpoints.kafka_bootstrap, settings.topic)
+        self.lock = threading.Lock()  # one micro-batch or expiry run at a time
+        self.expiry = expiry.Expiry(profiles, aggregates, settings.profile_ttl_seconds, self._erased_test)
         self._query_id: str | None = None
+        self._expiry_timer: expiry.ExpiryTimer | None = None
         self._bound = threading.Event()
 
+    def start_expiry(self) -> None:
+        self._expiry_timer = expiry.ExpiryTimer(self.expiry, self.lock,
+                                                expiry.interval_seconds(self.settings.profile_ttl_seconds))
+        self._expiry_timer.start()
+
     def close(self) -> None:
+        if self._expiry_timer is not None:
+            self._expiry_timer.stop()
         self.profiles.close()
         self.aggregates.close()
 
@@ -212,7 +240,8 @@ class BatchProcessor:
         retrying = Retrying(stop=stop_after_attempt(BATCH_ATTEMPTS), wait=wait_exponential(multiplier=1, max=30),
                             reraise=True, before_sleep=self._retrying)
         try:
-            retrying(self.process, batch, batch_id)
+            with self.lock:
+                retrying(self.process, batch, batch_id)
         except Exception as exc:
             self._record_failure(batch_id, exc)
             log.error("stream.batch_failed", batch=batch_id, attempts=BATCH_ATTEMPTS, error=type(exc).__name__,
@@ -248,34 +277,50 @@ class BatchProcessor:
         if journal is not None:
             log.info("stream.batch_resumed", batch=batch_id, as_of=journal.as_of.isoformat(),
                      writes_done=journal.writes_done, dead_letters_sent=journal.dlq_done)
+        else:
+            self.expiry.complete_unfinished()  # a crashed expiry run, before this batch reads the table
         as_of = journal.as_of if journal else utc_today()
+        as_of_ms = journal.as_of_ms if journal and journal.as_of_ms else now_ms()
+        topic = journal.topic if journal else f"{self.settings.topic}/{self.lag.topic_id()}"
+        high_water = journal.high_water if journal else self.aggregates.high_water(topic)
+        batch = unseen(batch, high_water)
         # In memory only (never spilled to disk): the dead-letter write reuses it instead of re-reading Kafka.
-        classified = transform.classify(batch, as_of, self.settings.minimum_age, self.pseudonymizer).persist(StorageLevel.MEMORY_ONLY)
+        classified = transform.classify(batch, transform.record_date(), self.settings.minimum_age,
+                                        self.pseudonymizer).persist(StorageLevel.MEMORY_ONLY)
         try:
-            self._process(batch, classified, token, batch_id, as_of, journal, clock)
+            self._process(batch, classified, token, batch_id, as_of, journal, clock, as_of_ms, high_water, topic)
         finally:
             classified.unpersist()
 
     def _process(self, batch: DataFrame, classified: DataFrame, token: str, batch_id: int, as_of: date,
-                 journal: Journal | None, clock: _StepClock) -> None:
+                 journal: Journal | None, clock: _StepClock, as_of_ms: int, high_water: dict[int, int],
+                 topic: str) -> None:
         rows = classified.select("status", *transform.PROFILE_COLUMNS, *transform.ERASURE_COLUMNS).collect()
         valid = [deltas.Profile(**{c: row[c] for c in transform.PROFILE_COLUMNS}) for row in rows if row.status == transform.VALID]
-        left_out = set(journal.erased) if journal else self._erased(rows)
+        removals = [deltas.Removal(row.user_id, row.event_time_ms, row.source_partition, row.source_offset)
+                    for row in rows if row.status != transform.VALID and row.user_id is not None]
+        left_out = set(journal.erased) if journal else self._erased(rows, removals)
         valid = [p for p in valid if (p.source_partition, p.source_offset) not in left_out]
-        counts = _count(rows, len(valid))
+        removals = [r for r in removals if (r.source_partition, r.source_offset) not in left_out]
         latest = deltas.latest_per_user(valid)
         clock.lap("classify")
-        plan = deltas.plan_batch(latest, self.profiles.versions([p.user_id for p in latest]))
+        users = sorted({p.user_id for p in latest} | {r.user_id for r in removals})
+        plan = deltas.plan_batch(latest, self.profiles.versions(users), removals,
+                                 as_of_ms - self.settings.profile_ttl_seconds * 1000)
+        cutoff_ms = as_of_ms - self.settings.profile_ttl_seconds * 1000
+        counts = _count(rows, len(valid), sum(1 for p in valid if p.event_time_ms <= cutoff_ms))
         clock.lap("lookup")
         if journal is None:
             journal = self.aggregates.create_journal(Journal(token, batch_id, as_of, plan.deltas, counts,
-                                                             erased=tuple(sorted(left_out))))
+                                                             erased=tuple(sorted(left_out)), as_of_ms=as_of_ms,
+                                                             high_water=high_water, topic=topic))
             if journal.as_of != as_of:  # another run of this batch journaled first, on another day: redo with its date
                 raise RuntimeError(f"batch {batch_id} was journaled for {journal.as_of} by another run; retrying")
             if set(journal.erased) != left_out:  # ... or before an erasure: redo with its choice
                 raise RuntimeError(f"batch {batch_id} was journaled by another run with other erased records; retrying")
         written = 0
         if not journal.writes_done:
+            self.profiles.delete([(stored.user_id, stored.event_time_ms) for stored in plan.deletes])
             journal, written = self._write_profiles(journal, plan.writes)
         clock.lap("cassandra")
         if journal.counts.rejected and not journal.dlq_done:
@@ -289,17 +334,27 @@ class BatchProcessor:
         newest_ms = max((row.event_time_ms for row in rows), default=None)
         freshness = round(time.time() - newest_ms / 1000, 3) if newest_ms is not None else None
         health = Health(len(rows), clock.total(), self.lag.lag(), freshness)
-        self.aggregates.record_health(journal, health)
+        seen: dict[int, int] = {}
+        for row in rows:
+            seen[row.source_partition] = max(row.source_offset, seen.get(row.source_partition, -1))
+        self.aggregates.record_health(journal, health, seen, journal.topic)
         self.aggregates.finish(token)
         self.aggregates.clear_in_flight(token)
         clock.lap("health")
         log.info("stream.batch", batch=batch_id, records=counts.records, rejected=journal.counts.rejected,
-                 filtered=counts.filtered, erased=journal.counts.erased, written=written, sink_rejected=len(journal.sink_rejected),
+                 filtered=counts.filtered, erased=journal.counts.erased, expired=journal.counts.expired,
+                 removed=len(plan.deletes), written=written, sink_rejected=len(journal.sink_rejected),
                  deltas=len(journal.deltas), seconds=round(clock.total(), 2), lag=health.lag_records, steps=clock.laps)
 
-    def _erased(self, rows: list) -> set[tuple[int, int]]:
+    def _erased_test(self):
+        """The erasure ledger as a test of (user id, email hash), for the expiry run."""
+        erased, keys = self.aggregates.erased(), [key for _, key in self.pseudonymizer.ring]
+        return lambda user_id, email_hmac: bool(erased) and erased.covers(keys, user_id, (email_hmac,))
+
+    def _erased(self, rows: list, removals: list[deltas.Removal] = ()) -> set[tuple[int, int]]:
         """(partition, offset) of the valid records whose user id or email hash is in the erasure ledger, under
-        any key of the ring (jobs/erasure/ledger.py).
+        any key of the ring (jobs/erasure/ledger.py), and of the removals (deltas.Removal) whose user id is: the
+        erasure deletes and subtracts those people itself.
 
         Read once per new batch, after `mark_in_flight`: an erasure that wrote the ledger before this read is
         seen here; one that wrote it after sees this batch in flight and waits for it (jobs/erasure/erase.py).
@@ -308,8 +363,9 @@ class BatchProcessor:
         if not erased:
             return set()
         keys = [key for _, key in self.pseudonymizer.ring]
-        return {(r.source_partition, r.source_offset) for r in rows if r.status == transform.VALID
-                and erased.covers(keys, r.user_id, (r.email_hmac, *(r.email_hmac_retired or ())))}
+        return ({(r.source_partition, r.source_offset) for r in rows if r.status == transform.VALID
+                 and erased.covers(keys, r.user_id, (r.email_hmac, *(r.email_hmac_retired or ())))}
+                | {(r.source_partition, r.source_offset) for r in removals if erased.covers(keys, r.user_id, ())})
 
     def _write_profiles(self, journal: Journal, writes: list[deltas.Profile]) -> tuple[Journal, int]:
         """Step 2: write the rows; take the refused ones out of the journal's deltas and counts."""
@@ -365,12 +421,14 @@ class _StepClock:
         return time.monotonic() - self.started
 
 
-def _count(rows: list, kept: int) -> BatchCounts:
-    """`kept`: the valid records left once the erased people's are taken out."""
+def _count(rows: list, kept: int, expired: int = 0) -> BatchCounts:
+    """`kept`: the valid records left once the erased people's are taken out; `expired`: those of them
+    already past the retention (counted as expired, not valid)."""
     statuses = [row.status for row in rows]
     valid = statuses.count(transform.VALID)
     return BatchCounts(records=len(rows), rejected=statuses.count(transform.REJECTED),
-                       filtered=statuses.count(transform.FILTERED), valid=kept, erased=valid - kept)
+                       filtered=statuses.count(transform.FILTERED), valid=kept - expired, erased=valid - kept,
+                       expired=expired)
 
 
 def start(spark: SparkSession, settings: StreamSettings, endpoints: Endpoints,
@@ -387,6 +445,7 @@ def start(spark: SparkSession, settings: StreamSettings, endpoints: Endpoints,
              .trigger(processingTime=f"{settings.trigger_seconds} seconds")
              .start())
     processor.bind(query)
+    processor.start_expiry()
     log.info("stream.started", topic=settings.topic, checkpoint=settings.checkpoint, query_id=str(query.id),
              max_records_per_batch=settings.max_records_per_batch, trigger_seconds=settings.trigger_seconds)
     return query, processor

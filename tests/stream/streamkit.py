@@ -38,11 +38,14 @@ def isolated(endpoints: Endpoints, name: str) -> Endpoints:
     return endpoints.model_copy(update={"cassandra_keyspace": name, "mongo_database": name})
 
 
-def write_spec(path: Path, topic: str, *, max_records: int = 5000, trigger: str = "1s", minimum_age: int = 18) -> UserPipelineSpec:
+def write_spec(path: Path, topic: str, *, max_records: int = 5000, trigger: str = "1s", minimum_age: int = 18,
+               profiles_retention: str | None = None) -> UserPipelineSpec:
     doc = {"apiVersion": "userpipeline.io/v1alpha1", "kind": "UserPipeline", "metadata": {"name": "stream-test"},
            "spec": {"topic": {"name": topic, "partitions": 3},
                     "stream": {"triggerInterval": trigger, "maxRecordsPerBatch": max_records},
                     "privacy": {"minimumAge": minimum_age}}}
+    if profiles_retention is not None:
+        doc["spec"]["retention"] = {"profiles": profiles_retention}
     path.write_text(yaml.safe_dump(doc))
     spec = load_userpipeline(path).spec
     return spec

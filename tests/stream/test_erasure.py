@@ -154,8 +154,8 @@ def test_erase_100_people_then_resends_and_a_replay_bring_none_back(spark, endpo
         profiles = cassandra_profiles(session, name)
         assert set(profiles) == set(survivors)
         assert mongo_aggregates(db) == recompute_from_cassandra(profiles) == expected_groups(survivors)
-        erased_records = sum(1 for s in sent if s.expected == STORED and s.user["login"]["uuid"] in erased)
-        assert db[HEALTH].find_one({"_id": "stream"})["erased"] == 2 * len(again) + erased_records
+        # Counted once: the replayed offsets are below the high-water marks (docs/data-contract.md, issue 11).
+        assert db[HEALTH].find_one({"_id": "stream"})["erased"] == len(again)
     finally:
         stream.stop()
         session.cluster.shutdown()

@@ -2,8 +2,11 @@
 
 Every write carries `USING TIMESTAMP <Kafka timestamp in µs>` and sets every column, so for each user
 the newest record wins cell by cell and as a whole, whatever order writes arrive in: replaying an old
-record never overwrites a newer one. Reads and writes use LOCAL_QUORUM so a lookup sees every earlier
-batch's writes also with replication factor > 1.
+record never overwrites a newer one. Every write also carries its own TTL, counted from the record's
+Kafka timestamp: retention + TTL_MARGIN_SECONDS. The stream's expiry (jobs/stream/expiry.py) removes a
+profile when its retention has passed and subtracts it; the TTL is only a backstop for a stream that is
+stopped for longer than the margin, and a rewrite of the same record (replay) never extends it. Reads
+and writes use LOCAL_QUORUM so a lookup sees every earlier batch's writes also with replication factor > 1.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.policies import RoundRobinPolicy
-from cassandra.query import BatchStatement, BatchType, BoundStatement
+from cassandra.query import BatchStatement, BatchType, BoundStatement, SimpleStatement
 
 from userpipeline.jobs.endpoints import Endpoints
 from userpipeline.jobs.erasure import lookup
@@ -30,6 +33,10 @@ log = structlog.get_logger()
 
 TABLE = "profiles"
 MAX_TTL_SECONDS = 630_720_000  # Cassandra's limit: 20 years
+# The backstop TTL ends this long after the retention: the stream's expiry removes (and subtracts) a
+# profile within a minute of its retention, so the TTL only acts when the stream is stopped this long.
+TTL_MARGIN_SECONDS = 86_400
+EXPIRED_PAGE = 5000
 CONCURRENCY = 32
 LOOKUP_CHUNK = 100  # user ids per `IN` lookup: far fewer round trips than one query per user
 # Rows per UNLOGGED batch: ~4x the throughput of single inserts; 10 typical rows measure ~7 KB in
@@ -94,7 +101,7 @@ class ProfileStore:
         self.keyspace = endpoints.cassandra_keyspace
         self.manage_table_options = endpoints.manage_table_options
         self.replication = endpoints.cassandra_replication
-        self.ttl_seconds = min(ttl_seconds, MAX_TTL_SECONDS)
+        self.ttl_seconds = min(ttl_seconds, MAX_TTL_SECONDS)  # the profile retention
         self.hmac_key_id = hmac_key_id
         profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), consistency_level=ConsistencyLevel.LOCAL_QUORUM,
                                    request_timeout=30)
@@ -104,7 +111,9 @@ class ProfileStore:
         table = f"{self.keyspace}.{TABLE}"
         self._select = self.session.prepare(f"SELECT {', '.join(VERSION_COLUMNS)} FROM {table} WHERE user_id IN ?")
         self._insert = self.session.prepare(
-            f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) USING TIMESTAMP ?")
+            f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) USING TIMESTAMP ? AND TTL ?")
+        self._delete = self.session.prepare(f"DELETE FROM {table} USING TIMESTAMP ? WHERE user_id = ?")
+        self._table = table
 
     def ensure_schema(self) -> None:
         """Create keyspace and table if missing; bring the table's TTL to the retention policy, unless another
@@ -150,6 +159,35 @@ class ProfileStore:
                 stored[row.user_id] = Stored(row.user_id, row.gender, row.nat, row.age, row.email_domain,
                                              epoch_ms(row.event_time), row.source_partition, row.source_offset)
         return stored
+
+    def delete(self, versions: Sequence[tuple[str, int]]) -> None:
+        """Delete (user id, event time ms) versions, each `USING TIMESTAMP` of its own write: the version and
+        any older one go, a newer version of the user (written meanwhile) stays. Idempotent."""
+        if versions:
+            execute_concurrent_with_args(self.session, self._delete, [(ms * 1000, uid) for uid, ms in versions],
+                                         concurrency=CONCURRENCY, raise_on_first_error=True)
+
+    def expired(self, cutoff_ms: int, limit: int) -> list[tuple[Stored, str | None]]:
+        """Up to `limit` stored versions whose Kafka timestamp is at or before `cutoff_ms`, with their email hash
+        (to leave out people in the erasure ledger). One paged scan of the table."""
+        statement = SimpleStatement(
+            f"SELECT {', '.join(VERSION_COLUMNS)}, email_hmac FROM {self._table} WHERE event_time <= %s ALLOW FILTERING",
+            fetch_size=EXPIRED_PAGE)
+        found: list[tuple[Stored, str | None]] = []
+        for row in self.session.execute(statement, (cutoff_ms,)):
+            found.append((Stored(row.user_id, row.gender, row.nat, row.age, row.email_domain, epoch_ms(row.event_time),
+                                 row.source_partition, row.source_offset), row.email_hmac))
+            if len(found) >= limit:
+                break
+        return found
+
+    def ttl_for(self, event_time_ms: int, now: float | None = None) -> int:
+        """Seconds from now until the record's Kafka timestamp + retention + TTL_MARGIN_SECONDS, and never less
+        than the margin: the stream stores no record past its retention (deltas.plan_batch), but a batch resumed
+        late may write one close to it, and the expiry, not the TTL, must be what removes it (and subtracts it)."""
+        now = time.time() if now is None else now
+        ends = event_time_ms / 1000 + self.ttl_seconds + TTL_MARGIN_SECONDS
+        return max(TTL_MARGIN_SECONDS, min(MAX_TTL_SECONDS, int(ends - now) + 1))
 
     def write(self, profiles: Sequence[Profile]) -> WriteResult:
         """Upsert the rows; a row Cassandra refuses (InvalidRequest, alone, ROW_ATTEMPTS times) is returned as
@@ -199,7 +237,7 @@ class ProfileStore:
     def _values(self, p: Profile) -> tuple:
         return (p.user_id, p.gender, p.nat, p.age, p.api_age, p.email_domain, p.email_hmac, p.phone_hmac,
                 p.cell_hmac, p.address_hmac, p.name_hmac, p.dob_hmac, self.hmac_key_id, p.registered_ms,
-                p.event_time_ms, p.source_partition, p.source_offset, p.event_time_ms * 1000)
+                p.event_time_ms, p.source_partition, p.source_offset, p.event_time_ms * 1000, self.ttl_for(p.event_time_ms))
 
     def close(self) -> None:
         self.cluster.shutdown()

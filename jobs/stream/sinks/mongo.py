@@ -8,7 +8,7 @@ whole sequence is exact under crashes and replays.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -31,6 +31,7 @@ class BatchCounts:
     filtered: int = 0
     valid: int = 0
     erased: int = 0  # valid records of people in the erasure ledger: neither stored nor counted
+    expired: int = 0  # valid records already past the profile retention when they arrived: not stored
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,17 @@ class Journal:
     # (partition, offset) of the valid records left out because their person is in the erasure ledger:
     # a resumed batch leaves out exactly these, whatever the ledger holds by then.
     erased: tuple[tuple[int, int], ...] = ()
+    # The batch's clock (ms since the epoch): records at or before asOfMs - retention arrive expired.
+    as_of_ms: int = 0
+    # The highest offset per partition counted before this batch: records at or below it were processed
+    # by an earlier batch (a replay after a lost checkpoint) and are skipped entirely. `topic` is
+    # "<name>/<topic id>" (AggregateStore.high_water).
+    high_water: dict[int, int] = field(default_factory=dict)
+    topic: str = ""
 
     def to_doc(self) -> dict[str, Any]:
-        return {"_id": self.token, "batchId": self.batch_id, "asOf": self.as_of.isoformat(),
+        return {"_id": self.token, "batchId": self.batch_id, "asOf": self.as_of.isoformat(), "asOfMs": self.as_of_ms,
+                "highWater": {str(p): o for p, o in self.high_water.items()}, "topic": self.topic,
                 "deltas": [asdict(d) for d in self.deltas], "counts": asdict(self.counts),
                 "dlqDone": self.dlq_done, "done": self.done, "writesDone": self.writes_done,
                 "sinkRejected": [asdict(r) for r in self.sink_rejected], "erased": [f"{p}:{o}" for p, o in self.erased],
@@ -74,7 +83,8 @@ class Journal:
         return cls(doc["_id"], doc["batchId"], date.fromisoformat(doc["asOf"]), [Delta(**d) for d in doc["deltas"]],
                    BatchCounts(**doc["counts"]), doc.get("dlqDone", False), doc.get("done", False),
                    doc.get("writesDone", False), tuple(SinkRejection(**r) for r in doc.get("sinkRejected") or ()),
-                   tuple(_position(e) for e in doc.get("erased") or ()))
+                   tuple(_position(e) for e in doc.get("erased") or ()), doc.get("asOfMs", 0),
+                   {int(p): o for p, o in (doc.get("highWater") or {}).items()}, doc.get("topic", ""))
 
 
 def _position(text: str) -> tuple[int, int]:
@@ -115,6 +125,14 @@ class AggregateStore:
     def erased(self) -> ledger.Erased:
         return ledger.Erased.load(self.ledger)
 
+    def high_water(self, topic: str) -> dict[int, int]:
+        """The highest offset per partition of the raw topic that a finished batch counted; `topic` is
+        "<name>/<topic id>": marks of another topic (or of a deleted one of the same name) do not count."""
+        doc = (self.health.find_one({"_id": HEALTH_ID}, {"highWater": 1}) or {}).get("highWater") or {}
+        if doc.get("topic") != topic:
+            return {}
+        return {int(p): o for p, o in (doc.get("offsets") or {}).items()}
+
     def unfinished_journals(self) -> list[str]:
         return [doc["_id"] for doc in self.journal.find({"done": False}, {"_id": 1})]
 
@@ -147,26 +165,37 @@ class AggregateStore:
         now = _now()
         ops: list[UpdateOne] = []
         for delta in journal.deltas:
+            # `updatedAt` now, before the guarded $inc: the purge deletes only empty documents not updated
+            # within the aggregate retention, so it cannot delete this one in between.
             ops.append(UpdateOne({"_id": delta.doc_id}, {"$setOnInsert": {
-                "dimension": delta.dimension, "key": delta.key, "count": 0, "ageSum": 0}}, upsert=True))
+                "dimension": delta.dimension, "key": delta.key, "count": 0, "ageSum": 0}, "$set": {"updatedAt": now}},
+                upsert=True))
             ops.append(UpdateOne({"_id": delta.doc_id, "appliedBatch": {"$ne": journal.token}}, {
                 "$inc": {"count": delta.count, "ageSum": delta.age_sum},
                 "$set": {"lastBatch": journal.batch_id, "appliedBatch": journal.token, "updatedAt": now}}))
         self.aggregates.bulk_write(ops, ordered=True)
 
-    def record_health(self, journal: Journal, health: Health) -> None:
+    def record_health(self, journal: Journal, health: Health, seen: dict[int, int] | None = None,
+                      topic: str | None = None) -> None:
+        """Add the batch's counts once; `seen` (highest offset per partition in the batch) raises the high-water marks."""
         counts = journal.counts
         now = _now()
+        high_water = dict(journal.high_water)
+        for partition, offset in (seen or {}).items():
+            high_water[partition] = max(offset, high_water.get(partition, -1))
         self.health.bulk_write([
-            UpdateOne({"_id": HEALTH_ID}, {"$setOnInsert": {"processed": 0, "rejected": 0, "filtered": 0, "erased": 0}}, upsert=True),
+            UpdateOne({"_id": HEALTH_ID}, {"$setOnInsert": {"processed": 0, "rejected": 0, "filtered": 0, "erased": 0,
+                                                            "expired": 0}}, upsert=True),
             UpdateOne({"_id": HEALTH_ID, "appliedBatch": {"$ne": journal.token}}, {
                 "$inc": {"processed": counts.records, "rejected": counts.rejected, "filtered": counts.filtered,
-                         "erased": counts.erased},
+                         "erased": counts.erased, "expired": counts.expired},
                 "$set": {
                     "appliedBatch": journal.token, "lastBatchId": journal.batch_id, "lastBatchAt": now,
                     "batchRecords": health.batch_records, "batchSeconds": round(health.batch_seconds, 3),
                     "recordsPerSecond": round(health.batch_records / health.batch_seconds, 1) if health.batch_seconds > 0 else None,
                     "lagRecords": health.lag_records, "freshnessSeconds": health.freshness_seconds,
+                    **({"highWater": {"topic": topic, "offsets": {str(p): o for p, o in sorted(high_water.items())}}}
+                       if topic else {}),
                 }}),
         ], ordered=True)
 
