@@ -155,7 +155,8 @@ def plan_batch(latest: Iterable[Profile], stored: Mapping[str, Stored], removals
     A record that is the stored version itself (a batch re-run after its rows were written) is
     written again, which is idempotent, and adds no delta. A valid record whose Kafka timestamp is at
     or before `expired_before_ms` (retention already over) counts as a removal. Per user the newest
-    of its valid records and removals wins; a winning removal newer than the stored version deletes it.
+    of its valid records and removals wins (on equal timestamps a valid record beats a removal: with broker
+    time, records a millisecond apart share one); a winning removal newer than the stored version deletes it.
     """
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     writes: list[Profile] = []
@@ -195,9 +196,14 @@ def plan_batch(latest: Iterable[Profile], stored: Mapping[str, Stored], removals
     return BatchPlan(deltas, writes, deletes, expired)
 
 
+def _rank(record: Profile | Removal) -> tuple[int, int, int, int]:
+    """Newest first by Kafka timestamp; on a tie a valid record beats a removal, then the first offset wins."""
+    return (record.event_time_ms, isinstance(record, Profile), -record.source_partition, -record.source_offset)
+
+
 def _keep_newest(newest: dict[str, Profile | Removal], record: Profile | Removal) -> None:
     current = newest.get(record.user_id)
-    if current is None or _order(record) > _order(current):
+    if current is None or _rank(record) > _rank(current):
         newest[record.user_id] = record
 
 

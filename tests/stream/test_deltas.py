@@ -97,6 +97,8 @@ def test_a_newer_minor_or_rejected_version_removes_the_stored_one():
     assert plan_batch([newer], {"a": stored(old)}, [Removal("a", 20, 0, 2)]).writes == [newer]
     last = plan_batch([newer], {"a": stored(old)}, [Removal("a", 31, 0, 6)])
     assert last.writes == [] and last.deletes == [stored(old)]
+    tied = plan_batch([newer], {"a": stored(old)}, [Removal("a", 30, 0, 1)])  # same millisecond, earlier offset
+    assert tied.writes == [newer] and tied.deletes == []
     # A removal of a user nobody stored: nothing to do.
     assert plan_batch([], {}, [Removal("b", 5, 0, 7)]).deltas == []
 
